@@ -1,0 +1,130 @@
+"""Classification behind one async interface.
+
+A classifier receives the whole conversation (every turn, with non-string
+content rendered by ``conversation``), the request headers and the ``user``
+field, and returns a category with per-category confidences. The rule
+classifier lives here; trained models (Triton or embedded) implement the same
+``Classifier`` protocol.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .config import ClassifierBackend, PolicyConfig, RuleMatch, RulesClassifierRef
+from .conversation import Turn
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifierInput:
+    turns: list[Turn]
+    headers: Mapping[str, str]
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    category: str | None
+    """The winning category; ``None`` when the classifier found nothing."""
+    confidences: dict[str, float]
+    """Category -> confidence in [0, 1]."""
+    scores: dict[str, float] = field(default_factory=dict)
+    """Extra per-dimension scores some classifiers return (complexity)."""
+
+    @property
+    def confidence(self) -> float:
+        return self.confidences.get(self.category, 0.0) if self.category is not None else 0.0
+
+
+class Classifier(Protocol):
+    kind: str
+    """Short name for metrics and decision output, e.g. ``rules``."""
+
+    @property
+    def categories(self) -> list[str]: ...
+
+    async def classify(self, request: ClassifierInput) -> Classification: ...
+
+
+class ClassifierUnavailable(Exception):
+    """The classifier could not answer (backend down, deadline passed)."""
+
+
+class _CompiledRule:
+    __slots__ = ("category", "headers", "last_message_only", "roles", "text_pattern", "user", "weight")
+
+    def __init__(self, rule: RuleMatch) -> None:
+        self.category = rule.category
+        self.weight = rule.weight
+        self.roles = frozenset(rule.roles)
+        self.last_message_only = rule.last_message_only
+        alternatives = [rf"(?<!\w){re.escape(keyword)}(?!\w)" for keyword in rule.keywords]
+        alternatives += [f"(?:{pattern})" for pattern in rule.patterns]
+        self.text_pattern = re.compile("|".join(alternatives), re.IGNORECASE) if alternatives else None
+        self.headers = [(name.lower(), re.compile(pattern)) for name, pattern in rule.headers.items()]
+        self.user = re.compile(rule.user) if rule.user is not None else None
+
+    def matches(self, request: ClassifierInput, text_of: dict[tuple[frozenset[str], bool], str]) -> bool:
+        for name, pattern in self.headers:
+            value = request.headers.get(name)
+            if value is None or not pattern.search(value):
+                return False
+        if self.user is not None and (request.user is None or not self.user.search(request.user)):
+            return False
+        if self.text_pattern is None:
+            return True
+        key = (self.roles, self.last_message_only)
+        text = text_of.get(key)
+        if text is None:
+            text = text_of[key] = _select_text(request.turns, self.roles, self.last_message_only)
+        return self.text_pattern.search(text) is not None
+
+
+def _select_text(turns: list[Turn], roles: frozenset[str], last_only: bool) -> str:
+    selected = [turn.text for turn in turns if not roles or turn.role in roles]
+    if last_only:
+        return selected[-1] if selected else ""
+    return "\n".join(selected)
+
+
+class RuleClassifier:
+    """Weighted keyword/regex/header/user rules; confidence is a category's
+    share of the total weight that matched."""
+
+    kind = "rules"
+
+    def __init__(self, ref: RulesClassifierRef) -> None:
+        self._rules = [_CompiledRule(rule) for rule in ref.rules]
+        self._categories = ref.categories()
+
+    @property
+    def categories(self) -> list[str]:
+        return self._categories
+
+    def classify_now(self, request: ClassifierInput) -> Classification:
+        scores: dict[str, float] = {}
+        text_of: dict[tuple[frozenset[str], bool], str] = {}
+        for rule in self._rules:
+            if rule.matches(request, text_of):
+                scores[rule.category] = scores.get(rule.category, 0.0) + rule.weight
+        if not scores:
+            return Classification(None, {})
+        total = sum(scores.values())
+        confidences = {category: score / total for category, score in scores.items()}
+        best = max(confidences, key=confidences.__getitem__)  # first rule's category wins ties
+        return Classification(best, confidences)
+
+    async def classify(self, request: ClassifierInput) -> Classification:
+        return self.classify_now(request)
+
+
+def build_classifier(policy: PolicyConfig, backend: ClassifierBackend) -> Classifier:
+    """The classifier a policy references, ready to use."""
+    del backend  # used by model classifiers
+    ref = policy.classifier
+    if isinstance(ref, RulesClassifierRef):
+        return RuleClassifier(ref)
+    raise ValueError(f"policy {policy.name!r}: unsupported classifier type {ref.type!r}")

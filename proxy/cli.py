@@ -1,0 +1,111 @@
+"""``llm-router``: serve, route a prompt, validate a config, run the quick start."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from .active_config import ActiveConfig
+from .config_file import ConfigError, load_config_file
+from .conversation import Turn
+from .routing import decide, select_target
+
+DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "quickstart.yaml"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="llm-router", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the routing proxy")
+    serve.add_argument("--config", type=Path, required=True, help="router config (YAML); watched for changes")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--reload-interval", type=float, default=1.0, help="seconds between config file checks")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    route = commands.add_parser("route", help="print the routing decision for a prompt, calling no LLM")
+    route.add_argument("--config", type=Path, required=True)
+    route.add_argument("--model", default="", help="as in a request: router:<policy> or an LLM name")
+    route.add_argument("--policy", help="shorthand for --model router:<policy>")
+    route.add_argument("prompt")
+
+    config = commands.add_parser("config", help="config file tools")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    validate = config_commands.add_parser("validate", help="validate a config file completely")
+    validate.add_argument("file", type=Path)
+
+    quickstart = commands.add_parser("quickstart", help="run the router between two local Gemma 3 270M servers")
+    quickstart.add_argument("--port", type=int, default=8080)
+    quickstart.add_argument("--host", default="127.0.0.1")
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "route":
+        return _route(args)
+    if args.command == "config":
+        return _validate(args.file)
+    from .quickstart import run_quickstart
+
+    return run_quickstart(host=args.host, port=args.port)
+
+
+def _load_or_exit(path: Path):  # noqa: ANN202 - RouterConfig, imported lazily by callers
+    try:
+        return load_config_file(path)
+    except ConfigError as exc:
+        print(exc.describe(), file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from .app import create_app
+
+    config = _load_or_exit(args.config)
+    app = create_app(config, config_path=args.config, reload_interval=args.reload_interval)
+    print(f"llm-router serving on http://{args.host}:{args.port}/v1 (config {args.config})", flush=True)
+    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, handler_cancellation=True,
+                shutdown_timeout=30)
+    return 0
+
+
+def _route(args: argparse.Namespace) -> int:
+    config = _load_or_exit(args.config)
+    active = ActiveConfig.build(config)
+    model = f"router:{args.policy}" if args.policy else args.model
+    body = {"model": model, "messages": [{"role": "user", "content": args.prompt}]}
+    from .errors import RouterError
+
+    try:
+        target = select_target(body, config)
+        classifier = active.classifiers.get(target.policy.name) if target.policy else None
+        decision = asyncio.run(decide(target, classifier, [Turn("user", args.prompt)], {}, None))
+    except RouterError as error:
+        print(json.dumps(error.body(), indent=2), file=sys.stderr)
+        return 1
+    print(json.dumps({**decision.as_dict(), "config_revision": active.revision}, indent=2))
+    return 0
+
+
+def _validate(path: Path) -> int:
+    config = _load_or_exit(path)
+    try:
+        ActiveConfig.build(config)
+    except ConfigError as exc:
+        print(exc.describe(), file=sys.stderr)
+        return 1
+    print(f"{path}: valid (schema {config.schema_version}, revision {config.revision}, "
+          f"{len(config.llms)} LLMs, {len(config.policies)} policies)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

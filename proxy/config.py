@@ -1,0 +1,329 @@
+"""The routing configuration: the one contract between the operator and the proxy.
+
+Rule of this module: nothing here depends on Kubernetes. The operator builds a
+``RouterConfig`` from custom resources and writes it as YAML into a ConfigMap; a
+person running the proxy on a laptop writes the same YAML by hand. Both sides
+import these definitions.
+
+The config never carries an API key. Keys are *referenced*: an environment
+variable or a file (in a cluster, a mounted Secret). A plain string where a key
+reference belongs is rejected, so a key cannot end up in a ConfigMap by accident.
+
+The proxy validates a new config completely (schema here, cross references in
+``RouterConfig``'s validators) before swapping it in; anything invalid is
+refused and the last good config keeps serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+"""The config schema this proxy understands. A config with another version is
+refused (during a rolling upgrade the proxy keeps its previous config)."""
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+"""LLM and policy names: DNS-label-like, so they work as Kubernetes names,
+metric labels and the ``model`` field alike."""
+
+POLICY_MODEL_PREFIX = "router:"
+"""``"model": "router:<policy>"`` selects a policy."""
+
+
+class _Strict(BaseModel):
+    """Base for every config model: unknown fields are errors (typos must not
+    silently fall back to defaults), instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------- LLMs
+
+
+class EnvKeyRef(_Strict):
+    """The API key is the value of this environment variable of the proxy."""
+
+    env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class FileKeyRef(_Strict):
+    """The API key is the content of this file (stripped). The file is re-read
+    when it changes, so a rotated Secret takes effect without a restart."""
+
+    file: Annotated[str, Field(min_length=1)]
+
+
+KeyRef = EnvKeyRef | FileKeyRef
+
+
+class Cost(_Strict):
+    """Price in USD per million tokens, used for the estimated cost metric."""
+
+    input_per_million: Annotated[float, Field(ge=0)] = 0.0
+    output_per_million: Annotated[float, Field(ge=0)] = 0.0
+
+
+class Timeouts(_Strict):
+    """Deadlines for one call to this LLM, in seconds."""
+
+    connect: Annotated[float, Field(gt=0, le=300)] = 5.0
+    """Establishing the TCP (and TLS) connection."""
+    first_token: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    """From sending the request until the response starts (non-streaming: the
+    response headers; streaming: the first event)."""
+    idle: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    """Longest silence between two chunks of a response body."""
+    total: Annotated[float, Field(gt=0, le=7200)] = 600.0
+    """The whole call, from request to last byte."""
+    queue: Annotated[float, Field(ge=0, le=600)] = 5.0
+    """Longest wait for a free slot when ``max_concurrency`` requests are in flight; then 429."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Timeouts:
+        for name in ("connect", "first_token", "idle"):
+            if getattr(self, name) > self.total:
+                raise ValueError(f"timeouts.{name} ({getattr(self, name)}s) exceeds timeouts.total ({self.total}s)")
+        return self
+
+
+class LLMConfig(_Strict):
+    """One downstream OpenAI-compatible LLM endpoint."""
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    """Name used in routes, metrics and ``"model": "<name>"`` direct picks."""
+    api_base: HttpUrl
+    """Base URL up to and including the version, e.g. ``https://api.example.com/v1``;
+    ``/chat/completions`` and ``/completions`` are appended."""
+    model: Annotated[str, Field(min_length=1, max_length=256)]
+    """The model id sent upstream in the ``model`` field."""
+    api_key: KeyRef | None = None
+    """Where the key comes from; ``None`` sends no Authorization header."""
+    cost: Cost = Cost()
+    context_window: Annotated[int, Field(gt=0)] | None = None
+    """Tokens the model accepts (prompt plus completion); informational until
+    context-window-aware routing uses it."""
+    timeouts: Timeouts = Timeouts()
+    max_concurrency: Annotated[int, Field(gt=0)] | None = None
+    """Requests in flight to this LLM at most; more wait, then get 429."""
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _no_inline_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError(
+                "an API key must not be written into the config: reference it as "
+                "{env: VARIABLE_NAME} or {file: /path/to/key}"
+            )
+        return value
+
+    @property
+    def base_url(self) -> str:
+        return str(self.api_base).rstrip("/")
+
+
+# ------------------------------------------------------------------ policies
+
+
+class RuleMatch(_Strict):
+    """One rule of a rule classifier: when it matches, ``weight`` is added to
+    ``category``'s score. Conditions given together must all hold; within
+    ``keywords`` or ``patterns`` any one suffices."""
+
+    category: Annotated[str, Field(min_length=1, max_length=128)]
+    keywords: list[Annotated[str, Field(min_length=1)]] = []
+    """Whole words or phrases, case-insensitive, searched in the conversation."""
+    patterns: list[str] = []
+    """Regular expressions (Python syntax, case-insensitive) searched in the conversation."""
+    roles: list[Literal["system", "developer", "user", "assistant", "tool"]] = []
+    """Which messages to search; empty means all of them."""
+    last_message_only: bool = False
+    """Search only the last message of the selected roles."""
+    headers: dict[str, str] = {}
+    """Request header name -> regular expression its value must match."""
+    user: str | None = None
+    """Regular expression the request's ``user`` field must match."""
+    weight: Annotated[float, Field(gt=0)] = 1.0
+
+    @field_validator("patterns")
+    @classmethod
+    def _valid_regexes(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            _check_regex(pattern)
+        return patterns
+
+    @field_validator("headers")
+    @classmethod
+    def _valid_header_regexes(cls, headers: dict[str, str]) -> dict[str, str]:
+        for pattern in headers.values():
+            _check_regex(pattern)
+        return headers
+
+    @field_validator("user")
+    @classmethod
+    def _valid_user_regex(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            _check_regex(pattern)
+        return pattern
+
+    @model_validator(mode="after")
+    def _has_condition(self) -> RuleMatch:
+        if not (self.keywords or self.patterns or self.headers or self.user is not None):
+            raise ValueError("a rule needs at least one of keywords, patterns, headers, user")
+        return self
+
+
+def _check_regex(pattern: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+
+
+class RulesClassifierRef(_Strict):
+    """Keyword/regex rules over the conversation, request headers and ``user``."""
+
+    type: Literal["rules"]
+    rules: Annotated[list[RuleMatch], Field(min_length=1)]
+
+    def categories(self) -> list[str]:
+        return list(dict.fromkeys(rule.category for rule in self.rules))
+
+
+ClassifierRef = Annotated[RulesClassifierRef, Field(discriminator="type")]
+"""How a policy classifies. A union by ``type``: trained models (served by
+Triton or embedded) join it as another member."""
+
+
+class PolicyConfig(_Strict):
+    """A routing policy: classify the conversation, then map the category to
+    an ordered list of LLMs (the first is primary, the rest are fallbacks)."""
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    classifier: ClassifierRef
+    routes: Annotated[dict[str, Annotated[list[str], Field(min_length=1)]], Field(min_length=1)]
+    """Category -> LLM names, primary first."""
+    default_route: Annotated[list[str], Field(min_length=1)]
+    """Used when no category matched, the category has no route, or the
+    confidence is below ``min_confidence``."""
+    min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.0
+    failure_mode: Literal["open", "closed"] = "open"
+    """When the classifier fails: ``open`` takes the default route, ``closed``
+    answers 503."""
+
+    @model_validator(mode="after")
+    def _routes_name_known_categories(self) -> PolicyConfig:
+        known = set(self.classifier.categories())
+        unknown = sorted(set(self.routes) - known)
+        if unknown:
+            raise ValueError(
+                f"routes name categories the classifier never returns: {unknown}; "
+                f"its categories are {sorted(known)}"
+            )
+        for category, llms in self.routes.items():
+            if len(set(llms)) != len(llms):
+                raise ValueError(f"route {category!r} lists an LLM twice: {llms}")
+        return self
+
+
+# ------------------------------------------------------------------- router
+
+
+class ClassifierBackend(_Strict):
+    """Where trained classifier models run."""
+
+    triton_url: str | None = None
+    """``host:port`` of Triton's gRPC endpoint; ``None`` runs models embedded
+    in the proxy process."""
+    timeout_ms: Annotated[float, Field(gt=0, le=60_000)] = 200.0
+    """Deadline of one classification call."""
+
+
+class RouterSettings(_Strict):
+    default_policy: str | None = None
+    """Policy used when a request names neither a policy nor an LLM."""
+    classifier_backend: ClassifierBackend = ClassifierBackend()
+    max_body_bytes: Annotated[int, Field(gt=0, le=512 * 1024 * 1024)] = 16 * 1024 * 1024
+    """Larger request bodies get 413."""
+    log_prompts: bool = False
+    """Log prompts and completions. Off unless the operator of the router turns it on."""
+
+
+class RouterConfig(_Strict):
+    """The whole routing configuration, validated as one unit."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    router: RouterSettings = RouterSettings()
+    llms: Annotated[list[LLMConfig], Field(min_length=1)]
+    policies: list[PolicyConfig] = []
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> RouterConfig:
+        llm_names = [llm.name for llm in self.llms]
+        _reject_duplicates("llms", llm_names)
+        policy_names = [policy.name for policy in self.policies]
+        _reject_duplicates("policies", policy_names)
+        clashes = sorted(set(llm_names) & set(policy_names))
+        if clashes:
+            raise ValueError(f"names used by both an LLM and a policy: {clashes}")
+        known = set(llm_names)
+        for policy in self.policies:
+            for route_name, route in [*policy.routes.items(), ("default_route", policy.default_route)]:
+                missing = [name for name in route if name not in known]
+                if missing:
+                    raise ValueError(
+                        f"policy {policy.name!r} route {route_name!r} names unknown LLMs {missing}; "
+                        f"known LLMs: {sorted(known)}"
+                    )
+        default = self.router.default_policy
+        if default is not None and default not in policy_names:
+            raise ValueError(f"router.default_policy {default!r} is not a policy; policies: {policy_names}")
+        return self
+
+    @property
+    def revision(self) -> str:
+        """Content hash: equal configs have equal revisions, whatever their YAML formatting."""
+        return config_revision(self)
+
+    def llm(self, name: str) -> LLMConfig | None:
+        return next((llm for llm in self.llms if llm.name == name), None)
+
+    def policy(self, name: str) -> PolicyConfig | None:
+        return next((policy for policy in self.policies if policy.name == name), None)
+
+
+def _reject_duplicates(field: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    duplicates = sorted({name for name in names if name in seen or seen.add(name)})
+    if duplicates:
+        raise ValueError(f"duplicate names in {field}: {duplicates}")
+
+
+def config_revision(config: RouterConfig) -> str:
+    """A short sha256 of the canonical JSON form of the config."""
+    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def redacted(config: RouterConfig) -> dict[str, Any]:
+    """The config as served by ``GET /v1/router/config``.
+
+    Keys are never in the config, but key references can name file paths
+    and variables that are nobody's business: show only the kind of source."""
+    data = config.model_dump(mode="json")
+    for llm in data["llms"]:
+        ref = llm.get("api_key")
+        if ref is not None:
+            llm["api_key"] = {"source": next(iter(ref)), "value": "[REDACTED]"}
+    return data

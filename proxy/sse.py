@@ -1,0 +1,84 @@
+"""Watching a server-sent-event stream while relaying it.
+
+The relay forwards each complete event as soon as it has arrived (a partial
+event waits for its end), and notes what the router needs: when the first
+content arrived, the token usage, whether ``[DONE]`` was seen. When the router
+asked for usage on the client's behalf, the usage is taken out again so the
+client gets exactly the stream it asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+_EVENT_END = re.compile(rb"\r?\n\r?\n")
+_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
+_CONTENT = re.compile(rb'"(?:content|text|reasoning_content|refusal)"\s*:\s*"(?!")|"tool_calls"\s*:\s*\[\s*\{')
+_NULL_USAGE = re.compile(rb'(,\s*"usage"\s*:\s*null(?=\s*[,}]))|("usage"\s*:\s*null\s*,)')
+"""A ``"usage": null`` member. Inside a JSON string its quotes would be escaped,
+so this only ever matches the member itself."""
+_DONE = re.compile(rb"^data:\s*\[DONE\]\s*$", re.MULTILINE)
+
+
+class StreamRelay:
+    def __init__(self, *, strip_usage: bool) -> None:
+        self.strip_usage = strip_usage
+        self.usage: dict[str, Any] | None = None
+        self.saw_content = False
+        self.saw_done = False
+        self.events = 0
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Bytes to send to the client now, given the next chunk from upstream."""
+        data = self._pending + chunk if self._pending else chunk
+        end = 0
+        out: list[bytes] = []
+        for match in _EVENT_END.finditer(data):
+            event = data[end:match.end()]
+            end = match.end()
+            kept = self._event(event)
+            if kept:
+                out.append(kept)
+        self._pending = data[end:]
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        """Whatever is left when the upstream stream ends (an unterminated event)."""
+        rest, self._pending = self._pending, b""
+        return self._event(rest) if rest.strip() else b""
+
+    def _event(self, event: bytes) -> bytes:
+        self.events += 1
+        if not self.saw_content and _CONTENT.search(event):
+            self.saw_content = True
+        if _DONE.search(event):
+            self.saw_done = True
+            return event
+        if _USAGE_OBJECT.search(event):
+            return self._take_usage(event)
+        if self.strip_usage and b'"usage"' in event:
+            return _NULL_USAGE.sub(b"", event)
+        return event
+
+    def _take_usage(self, event: bytes) -> bytes:
+        payload = _data_of(event)
+        if not isinstance(payload, dict) or not isinstance(payload.get("usage"), dict):
+            return event
+        self.usage = payload["usage"]
+        if not self.strip_usage:
+            return event
+        if not payload.get("choices"):
+            return b""  # the usage-only chunk the client did not ask for
+        payload.pop("usage")
+        return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+
+def _data_of(event: bytes) -> Any:
+    lines = [line[5:].lstrip() for line in event.splitlines() if line.startswith(b"data:")]
+    try:
+        return json.loads(b"\n".join(lines))
+    except ValueError:
+        return None
