@@ -63,7 +63,6 @@ class ConfigHolder:
             self.metrics.config_reloads.labels("unchanged").inc()
             return False
         self.active = ActiveConfig.build(config)
-        self.last_error = None
         self._announce()
         return True
 
@@ -75,7 +74,9 @@ class ConfigHolder:
             return False
         self._seen_digest = digest
         try:
-            applied = self.apply(parse_config(text, source=source))
+            config = parse_config(text, source=source)
+            applied = self.apply(config)
+            self.last_error = None
         except ConfigError as exc:
             self.last_error = exc.describe()
             self.metrics.config_reloads.labels("invalid").inc()

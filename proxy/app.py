@@ -26,7 +26,7 @@ from .config import POLICY_MODEL_PREFIX, RouterConfig, redacted
 from .config_watch import watch_config
 from .conversation import Turn, chat_turns, prompt_turns
 from .errors import InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge, RouterError
-from .forwarding import CLIENT_CLOSED, Exchange, Forwarder
+from .forwarding import CLIENT_CLOSED, REQUEST_ID, REQUEST_ID_KEY, Exchange, Forwarder
 from .metrics import CONTENT_TYPE, RouterMetrics
 from .request_body import parse_json_object, validate_chat, validate_completion
 from .routing import RouteDecision, Target, decide, select_target
@@ -35,7 +35,6 @@ from .upstream import Operation, new_session
 log = logging.getLogger(__name__)
 
 MAX_MESSAGES = 10_000
-REQUEST_ID = "x-request-id"
 
 
 @dataclass
@@ -98,6 +97,7 @@ def _config_watcher(path: Path, interval: float) -> Callable[[web.Application], 
 async def _errors_middleware(request: web.Request,
                              handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     request_id = request.headers.get(REQUEST_ID) or uuid.uuid4().hex
+    request[REQUEST_ID_KEY] = request_id  # responses prepared by handlers carry it too
     try:
         response = await handler(request)
     except RouterError as error:

