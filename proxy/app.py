@@ -167,6 +167,9 @@ async def _routed(request: web.Request, operation: Operation) -> web.StreamRespo
     body = await _read_json(request, active)
     decision = await _decide(request, state, active, body, operation)
     stream = body.get("stream") is True
+    if active.config.router.log_prompts:
+        log.info("prompt request_id=%s %s", request[REQUEST_ID_KEY],
+                 json.dumps(body.get("messages", body.get("prompt")), ensure_ascii=False))
     exchange = Exchange(request, active, operation, body, decision, started, stream=stream)
     assert state.forwarder is not None
     try:

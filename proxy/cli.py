@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_quickstart(host=args.host, port=args.port)
 
 
-def _load_or_exit(path: Path):  # noqa: ANN202 - RouterConfig, imported lazily by callers
+def _load_or_exit(path: Path):
     try:
         return load_config_file(path)
     except ConfigError as exc:

@@ -257,7 +257,8 @@ class RouterSettings(_Strict):
     max_body_bytes: Annotated[int, Field(gt=0, le=512 * 1024 * 1024)] = 16 * 1024 * 1024
     """Larger request bodies get 413."""
     log_prompts: bool = False
-    """Log prompts and completions. Off unless the operator of the router turns it on."""
+    """Log prompts (and non-streamed completions) at INFO. Off unless the
+    operator of the router turns it on."""
 
 
 class RouterConfig(_Strict):

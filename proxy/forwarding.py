@@ -158,6 +158,8 @@ class Forwarder:
         content_type = response.headers.get("Content-Type", "application/json")
         if "json" in content_type:
             self._count_usage(exchange, endpoint, _json_or_none(raw))
+        if exchange.active.config.router.log_prompts:
+            log.info("completion request_id=%s %s", exchange.request.get(REQUEST_ID_KEY), raw.decode(errors="replace"))
         reply = web.Response(body=raw, status=response.status, headers={"Content-Type": content_type})
         pre_upstream = sent_at - exchange.started
         reply.headers.update(decision_headers(exchange, pre_upstream + time.perf_counter() - received_at))

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 import yaml
 from aiohttp import web
-
 from llm_router.proxy.app import create_app
 from llm_router.proxy.config import RouterConfig
 

@@ -12,7 +12,6 @@ import aiohttp
 import openai
 import pytest
 from conftest import llm, task_policy
-
 from llm_router.proxy.app import STATE
 from llm_router.proxy.classifiers import Classification, ClassifierInput, ClassifierUnavailable
 
@@ -36,7 +35,8 @@ async def post(url: str, data: bytes | None = None, *, json_body: Any = None,
                headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any], dict[str, str]]:
     async with aiohttp.ClientSession() as session, session.post(
             url, data=data, json=json_body, headers=headers) as response:
-        return response.status, await response.json(content_type=None), {k.lower(): v for k, v in response.headers.items()}
+        headers_lower = {name.lower(): value for name, value in response.headers.items()}
+        return response.status, await response.json(content_type=None), headers_lower
 
 
 def assert_openai_error(body: dict[str, Any], *, error_type: str, code: str | None = None,

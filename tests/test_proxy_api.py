@@ -50,7 +50,8 @@ ROUTING_CASES = [
     ("code prompt to strong", "router:tasks", {}, [{"role": "user", "content": "Fix this Python bug"}],
      "strong", "code"),
     ("summary to fast", "router:tasks", {}, [{"role": "user", "content": "Please summarize this"}], "fast", "summary"),
-    ("no match takes default route", "router:tasks", {}, [{"role": "user", "content": "Hello there"}], "fast", "default"),
+    ("no match takes default route", "router:tasks", {}, [{"role": "user", "content": "Hello there"}],
+     "fast", "default"),
     ("default policy when model is empty", "", {}, [{"role": "user", "content": "a python function"}],
      "strong", "code"),
     ("whole conversation is classified", "router:tasks", {}, [
