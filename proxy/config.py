@@ -224,16 +224,16 @@ class PolicyConfig(_Strict):
 
     @model_validator(mode="after")
     def _routes_name_known_categories(self) -> PolicyConfig:
-        known = set(self.classifier.categories())
-        unknown = sorted(set(self.routes) - known)
-        if unknown:
-            raise ValueError(
-                f"routes name categories the classifier never returns: {unknown}; "
-                f"its categories are {sorted(known)}"
-            )
+        known = self.classifier.categories()
+        problems: list[tuple[tuple[str | int, ...], str]] = []
         for category, llms in self.routes.items():
+            if category not in known:
+                problems.append((("routes", category),
+                                 f"category {category!r} is never returned by the classifier; its categories: {known}"))
             if len(set(llms)) != len(llms):
-                raise ValueError(f"route {category!r} lists an LLM twice: {llms}")
+                problems.append((("routes", category), f"route {category!r} lists an LLM twice: {llms}"))
+        if problems:
+            raise CrossReferenceError(problems)
         return self
 
 

@@ -49,6 +49,21 @@ class ConfigError(Exception):
         return "\n".join(lines)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping, where
+    plain YAML loaders silently keep the last value."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} appears twice in one mapping", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config_file(path: str | Path) -> RouterConfig:
     path = Path(path)
     try:
@@ -61,8 +76,8 @@ def load_config_file(path: str | Path) -> RouterConfig:
 def parse_config(text: str, source: str = "<config>") -> RouterConfig:
     """Parse and validate a YAML (or JSON) config document completely."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=_UniqueKeyLoader)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -86,7 +101,9 @@ def _message(error: Any) -> str:
 def _issues(lines: dict[Path_, int], error: Any) -> list[ConfigIssue]:
     cause = (error.get("ctx") or {}).get("error")
     if isinstance(cause, CrossReferenceError):
-        return [_located(lines, path, message) for path, message in cause.problems]
+        # Problem paths are relative to the model that found them.
+        base = _document_path(lines, (*tuple(error["loc"]), "_"))[:-1] if error["loc"] else ()
+        return [_located(lines, (*base, *path), message) for path, message in cause.problems]
     return [_located(lines, _document_path(lines, tuple(error["loc"])), _message(error))]
 
 
@@ -97,10 +114,11 @@ def _located(lines: dict[Path_, int], path: Path_, message: str) -> ConfigIssue:
 
 def _document_path(lines: dict[Path_, int], loc: tuple[Any, ...]) -> Path_:
     """Pydantic's error location as a path in the document: parts it inserts
-    that the document lacks (the tag of a tagged union) are dropped."""
+    that the document lacks (a union member's tag or class name) are dropped;
+    the last part stays even when missing (it names the missing field)."""
     path: Path_ = ()
     for position, part in enumerate(loc):
-        if (*path, part) not in lines and (*path, *loc[position + 1 : position + 2]) in lines:
+        if position + 1 < len(loc) and (*path, part) not in lines:
             continue
         path = (*path, part)
     return path

@@ -15,6 +15,11 @@ from .errors import InvalidRequest
 ROUTER_FIELD = "nim-llm-router"
 """The NVIDIA blueprint's request extension, kept compatible."""
 
+MAX_DEPTH = 128
+"""Deeper request bodies are refused: serializing them again (to forward them)
+would exhaust the interpreter's recursion limit. Real requests, tool schemas
+included, stay far below."""
+
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 
@@ -28,7 +33,24 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise InvalidRequest(f"the request body is not valid JSON: {reason}", code="invalid_json") from None
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
+    if _depth_exceeds(body, MAX_DEPTH):
+        raise InvalidRequest(f"the request body nests deeper than {MAX_DEPTH} levels", code="invalid_json")
     return body
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether containers nest deeper than ``limit``; iterative, so any depth
+    ``json.loads`` accepted is safe to check."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values() if isinstance(child, dict | list))
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item if isinstance(child, dict | list))
+    return False
 
 
 def validate_chat(body: dict[str, Any], max_messages: int) -> None:
