@@ -13,7 +13,6 @@ leaves a llama.cpp server holding a port and a CPU core.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import importlib.util
@@ -125,7 +124,11 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def _die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` asking Linux to SIGTERM the child when this process dies, even by SIGKILL."""
+    """A ``preexec_fn`` asking Linux to SIGTERM the child when this process dies, even by SIGKILL.
+
+    Linux ties this to the *thread* that started the child: start the servers
+    from a thread that lives as long as they should (the main thread, as the
+    quick start and the tests do)."""
     if not sys.platform.startswith("linux"):
         return None
     libc_name = ctypes.util.find_library("c")
@@ -263,7 +266,7 @@ def quickstart_servers(config: RouterConfig) -> list[ServerSpec]:
     return specs
 
 
-def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
+def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
@@ -283,9 +286,11 @@ def run_quickstart(host: str, port: int) -> int:
         print(f"llm-router quickstart: port {port} on {host} is already in use; pick another with --port",
               file=sys.stderr)
         return 1
-    # Until the router's event loop takes over the signals, SIGTERM unwinds like
-    # Ctrl-C so that the servers started so far are stopped.
-    previous = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    # Until the router's event loop takes the signals over, SIGINT and SIGTERM
+    # unwind so that the servers started so far are stopped. SIGINT is set
+    # too because a shell starts background jobs with it ignored, and the
+    # router would stop on it anyway once it serves.
+    previous = {signum: signal.signal(signum, _interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
     servers = LocalLLMServers(specs)
     try:
         print(f"starting {len(specs)} llama.cpp servers for Gemma 3 270M (logs in {servers.cache}) ...", flush=True)
@@ -302,8 +307,9 @@ def run_quickstart(host: str, port: int) -> int:
         print("\ninterrupted; the llama.cpp servers are stopped", file=sys.stderr)
         return 130
     finally:
-        with contextlib.suppress(ValueError):
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            if handler is not None:  # None: not set from Python, nothing to restore
+                signal.signal(signum, handler)
     print("stopped", flush=True)
     return 0
 
@@ -318,7 +324,7 @@ def _banner(host: str, port: int, config: RouterConfig, specs: Sequence[ServerSp
 llm-router quick start: the router on {url}/v1, config {QUICKSTART_CONFIG} (edits apply live)
 {llms}
 
-Ask it something (code questions go to gemma-strong, the rest to gemma-fast):
+Ask it something (code prompts go to gemma-strong; summaries and questions to gemma-fast):
 
   curl -s {url}/v1/chat/completions -H 'Content-Type: application/json' \\
     -d '{{"model": "{model}", "max_tokens": 64,
