@@ -236,7 +236,13 @@ class Forwarder:
             await self._end_with_error(exchange, reply, UpstreamFailure(
                 "protocol", endpoint.llm.name, "the stream ended without [DONE]"))
             return reply
-        self._count_usage(exchange, endpoint, {"usage": relay.usage})
+        if relay.usage is not None:
+            self._count_usage(exchange, endpoint, {"usage": relay.usage})
+        else:
+            # The LLM ignored stream_options.include_usage (llama.cpp does): estimate the output.
+            self.metrics.usage_estimated.labels(endpoint.llm.name).inc()
+            self._count_usage(exchange, endpoint, {"usage": {"completion_tokens": relay.content_events}},
+                              input_known=False)
         with contextlib.suppress(ConnectionResetError):
             await reply.write_eof()
         return reply
@@ -253,7 +259,7 @@ class Forwarder:
             await reply.write(event)
             await reply.write_eof()
 
-    def _count_usage(self, exchange: Exchange, endpoint: Endpoint, body: Any) -> None:
+    def _count_usage(self, exchange: Exchange, endpoint: Endpoint, body: Any, *, input_known: bool = True) -> None:
         usage = usage_of(body)
         if usage is None:
             return
@@ -262,7 +268,8 @@ class Forwarder:
         completion_tokens = usage.get("completion_tokens")
         prompt_tokens = prompt_tokens if isinstance(prompt_tokens, int) else 0
         completion_tokens = completion_tokens if isinstance(completion_tokens, int) else 0
-        self.metrics.token_usage.labels(llm.name, llm.model, "input").observe(prompt_tokens)
+        if input_known:
+            self.metrics.token_usage.labels(llm.name, llm.model, "input").observe(prompt_tokens)
         self.metrics.token_usage.labels(llm.name, llm.model, "output").observe(completion_tokens)
         cost = (prompt_tokens * llm.cost.input_per_million + completion_tokens * llm.cost.output_per_million) / 1e6
         if cost:

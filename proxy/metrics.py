@@ -54,6 +54,9 @@ class RouterMetrics:
         self.token_usage = Histogram(
             "gen_ai_client_token_usage", "Tokens per request as reported by the downstream LLM.",
             ["llm", "gen_ai_request_model", "gen_ai_token_type"], buckets=TOKEN_BUCKETS, registry=r)
+        self.usage_estimated = Counter(
+            "llm_router_usage_estimated", "Streams whose LLM reported no usage: output tokens were estimated "
+            "as one per content event and input tokens were not counted.", ["llm"], registry=r)
         self.cost = Counter(
             "llm_router_estimated_cost_usd", "Estimated spend from reported tokens and configured prices.",
             ["llm"], registry=r)

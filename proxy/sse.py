@@ -27,6 +27,9 @@ class StreamRelay:
         self.strip_usage = strip_usage
         self.usage: dict[str, Any] | None = None
         self.saw_content = False
+        self.content_events = 0
+        """Events carrying content: one token each for servers that stream
+        token by token (llama.cpp, vLLM); the estimate when no usage comes."""
         self.saw_done = False
         self.events = 0
         self._pending = b""
@@ -52,8 +55,9 @@ class StreamRelay:
 
     def _event(self, event: bytes) -> bytes:
         self.events += 1
-        if not self.saw_content and _CONTENT.search(event):
+        if _CONTENT.search(event):
             self.saw_content = True
+            self.content_events += 1
         if _DONE.search(event):
             self.saw_done = True
             return event

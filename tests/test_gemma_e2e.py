@@ -106,3 +106,8 @@ async def test_stream_arrives_in_chunks_and_finishes(gemma: ServerSpec, router) 
     assert all(reason is None for reason in finishes[:-1])
     # The client asked for no usage, so it gets none, whatever the router asked upstream.
     assert all(chunk.usage is None for chunk in chunks)
+    # llama.cpp ignores stream_options.include_usage: the router estimates the output, one token per
+    # content event, and leaves input uncounted.
+    sums = await token_usage_sums(running.url, "gemma")
+    assert sums.get("output") == len(pieces)
+    assert "input" not in sums
