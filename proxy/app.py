@@ -144,9 +144,12 @@ _ENDPOINTS = ("POST /v1/chat/completions, POST /v1/completions, POST /v1/route, 
 
 def _count_error(request: web.Request, status: int, error_type: str) -> None:
     metrics = request.app[STATE].metrics
-    metrics.errors.labels(request.path, error_type).inc()
-    if request.path.startswith("/v1/") and request.method == "POST":
-        metrics.requests.labels(request.path, "", "", "", str(status)).inc()
+    # Label by the matched route, never the raw path: unknown paths must not mint new series.
+    resource = request.match_info.route.resource
+    endpoint = resource.canonical if resource is not None else "unmatched"
+    metrics.errors.labels(endpoint, error_type).inc()
+    if resource is not None and request.method == "POST":
+        metrics.requests.labels(endpoint, "", "", "", str(status)).inc()
 
 
 # ------------------------------------------------------------ completions

@@ -251,7 +251,7 @@ class Forwarder:
                               failure: UpstreamFailure) -> None:
         """Tell the client the stream broke: an error event, and no ``[DONE]``."""
         exchange.status = 502
-        self.metrics.errors.labels(exchange.operation, f"stream_{failure.metric_type}").inc()
+        self.metrics.errors.labels(exchange.request.path, f"stream_{failure.metric_type}").inc()
         log.warning("stream from %s broke after it started: %s", failure.llm, failure.detail)
         message = f"the stream from LLM {failure.llm!r} broke off: {failure.detail}"
         event = b"data: " + error_bytes(message, "upstream_error", code="stream_interrupted") + b"\n\n"

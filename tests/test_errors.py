@@ -251,3 +251,16 @@ async def test_stream_cut_mid_way_ends_with_an_error_event_not_done(router, upst
     with pytest.raises(openai.APIError, match="broke off"):
         async for _ in stream:
             pass
+
+
+async def test_unknown_paths_do_not_mint_metric_series(router, upstreams):
+    fast, strong = await upstreams("fast"), await upstreams("strong")
+    running = await router(config_for(fast, strong))
+    async with aiohttp.ClientSession() as session:
+        for index in range(5):
+            async with session.get(f"{running.url}/probe-{index}") as response:
+                assert response.status == 404
+        async with session.get(f"{running.url}/metrics") as response:
+            text = await response.text()
+    assert "probe-" not in text
+    assert 'llm_router_errors_total{endpoint="unmatched",error_type="not_found"} 5.0' in text
