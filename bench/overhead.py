@@ -10,6 +10,8 @@
 then prints p50/p90/p99/mean of the latency routed requests add over direct
 ones (non-streaming: to the full body; streaming: to the first SSE data
 chunk), the router's CPU time per request and its RSS. See bench/README.md.
+The same file is the upstream (``overhead.py _upstream``) and the load
+generator (``overhead.py _load``), each started in its own process.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,8 @@ MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant."},
     {"role": "user", "content": "Write a Python function that reverses a string."},
 ]
+FILLER = "The quick brown fox jumps over the lazy dog while everyone watches. "
+"""Earlier turns for ``--context-bytes``: text that none of the rules match."""
 EXPECTED_CATEGORY = "code"
 TARGETS = {
     "plain_added_p50_ms": 1.0,
@@ -150,6 +154,10 @@ def upstream_app(chunks: int, chunk_delay: float) -> web.Application:
 def serve_upstream(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="overhead.py _upstream")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--router-loop", default="asyncio", choices=["asyncio", "uvloop"],
+                        help="event loop of the router: the CLI as shipped (asyncio) or the same on uvloop")
+    parser.add_argument("--context-bytes", type=int, default=0,
+                        help="earlier conversation turns of this many bytes, for the classifier to read")
     parser.add_argument("--chunks", type=int, default=4)
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0)
     args = parser.parse_args(argv)
@@ -187,12 +195,27 @@ class LoadSpec:
     duration: float
     warmup: float
     router_pid: int
+    upstream_pid: int
+    router_core: int | None = None
+    """The one CPU the router is pinned to, to tell how busy other processes kept it."""
+    context_bytes: int = 0
     timeout: float = 10.0
     seed: int = 1
 
 
-def _request_body(model: str, stream: bool) -> bytes:
-    body: dict[str, Any] = {"model": model, "messages": MESSAGES, "max_tokens": 16, "temperature": 0}
+def _messages(context_bytes: int) -> list[dict[str, str]]:
+    """The conversation: a system prompt, ``context_bytes`` of earlier turns, then a short coding question."""
+    if context_bytes <= 0:
+        return MESSAGES
+    history = (FILLER * (context_bytes // len(FILLER) + 1))[:context_bytes]
+    half = len(history) // 2
+    return [MESSAGES[0], {"role": "user", "content": history[:half]},
+            {"role": "assistant", "content": history[half:]}, MESSAGES[1]]
+
+
+def _request_body(model: str, stream: bool, context_bytes: int = 0) -> bytes:
+    body: dict[str, Any] = {"model": model, "messages": _messages(context_bytes), "max_tokens": 16,
+                            "temperature": 0}
     if stream:
         body["stream"] = True
     return json.dumps(body, separators=(",", ":")).encode()
@@ -229,11 +252,25 @@ async def _one(session: aiohttp.ClientSession, url: str, body: bytes, stream: bo
         sample.error = exc.__class__.__name__
 
 
-def _proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), in seconds."""
+def _proc_cpu(pid: int) -> tuple[float, float]:
+    """utime and stime of a process (all its threads), in seconds."""
     with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
         fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def _core_times(core: int | None) -> tuple[float, float]:
+    """Busy and steal seconds of one CPU so far, from /proc/stat (zeros when ``core`` is None)."""
+    if core is None:
+        return 0.0, 0.0
+    with open("/proc/stat", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith(f"cpu{core} "):
+                user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, line.split()[1:9])
+                tick = os.sysconf("SC_CLK_TCK")
+                return (user + nice + system + irq + softirq) / tick, steal / tick
+    return 0.0, 0.0
 
 
 def _proc_rss_mb(pid: int) -> float:
@@ -257,8 +294,8 @@ async def _check_routing(session: aiohttp.ClientSession, spec: LoadSpec) -> dict
 
 async def run_load(spec: LoadSpec) -> dict[str, Any]:
     """Send routed and direct requests on a fixed schedule and summarise them."""
-    bodies = {"routed": _request_body(f"router:{POLICY}", spec.stream),
-              "direct": _request_body(UPSTREAM_MODEL, spec.stream)}
+    bodies = {"routed": _request_body(f"router:{POLICY}", spec.stream, spec.context_bytes),
+              "direct": _request_body(UPSTREAM_MODEL, spec.stream, spec.context_bytes)}
     urls = {"routed": spec.routed_url, "direct": spec.direct_url}
     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=spec.timeout),
@@ -280,19 +317,27 @@ async def run_load(spec: LoadSpec) -> dict[str, Any]:
             schedule += [Sample(kinds[0], start + i / spec.rate), Sample(kinds[1], start + (i + 0.5) / spec.rate)]
 
         tasks: list[asyncio.Task[None]] = []
-        cpu_start = rss_start = 0.0
+        cpu_start: dict[int, tuple[float, float]] = {}
+        rss_start = 0.0
+        core_start = (0.0, 0.0)
+        pids = (spec.router_pid, spec.upstream_pid)
         for sample in schedule:
             delay = sample.scheduled - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             if not cpu_start and sample.scheduled >= window_start:
-                cpu_start, rss_start = _proc_cpu_seconds(spec.router_pid), _proc_rss_mb(spec.router_pid)
+                cpu_start = {pid: _proc_cpu(pid) for pid in pids}
+                core_start = _core_times(spec.router_core)
+                rss_start = _proc_rss_mb(spec.router_pid)
             tasks.append(asyncio.create_task(
                 _one(session, urls[sample.kind], bodies[sample.kind], spec.stream, sample)))
         await asyncio.gather(*tasks)
         window_end = time.monotonic()
-        cpu = _proc_cpu_seconds(spec.router_pid) - cpu_start
+        cpu = {pid: tuple(end - begin for end, begin in zip(_proc_cpu(pid), cpu_start[pid], strict=True))
+               for pid in pids}
         rss_end = _proc_rss_mb(spec.router_pid)
+        core_busy, core_steal = (end - begin for end, begin in zip(_core_times(spec.router_core), core_start,
+                                                                     strict=True))
 
     measured = [sample for sample in schedule if sample.scheduled >= window_start]
     result: dict[str, Any] = {"mode": "stream" if spec.stream else "plain", "decision": decision,
@@ -300,12 +345,25 @@ async def run_load(spec: LoadSpec) -> dict[str, Any]:
     for kind in ("routed", "direct"):
         result[kind] = _summarise([s for s in measured if s.kind == kind], spec)
     routed_n = result["routed"]["scheduled"]
-    result["router_cpu_ms_per_request"] = round(cpu * 1000 / routed_n, 4) if routed_n else None
-    result["router_cpu_s"] = round(cpu, 3)
+    user, system = cpu[spec.router_pid]
+    result["router_cpu_ms_per_request"] = round((user + system) * 1000 / routed_n, 4) if routed_n else None
+    result["router_cpu_user_sys_ms_per_request"] = [round(value * 1000 / routed_n, 4) for value in (user, system)]
+    result["router_cpu_s"] = round(user + system, 3)
+    # Reference: a bare aiohttp server's CPU per request on this machine (it serves direct and routed calls).
+    upstream_n = routed_n + result["direct"]["scheduled"]
+    result["upstream_cpu_ms_per_request"] = round(sum(cpu[spec.upstream_pid]) * 1000 / upstream_n, 4)
+    if spec.router_core is not None:
+        window = window_end - window_start
+        # Noise check: whatever else ran on the router's core, and time the hypervisor took from it.
+        result["router_core_other_pct"] = round(max(core_busy - user - system, 0.0) * 100 / window, 1)
+        result["router_core_steal_pct"] = round(core_steal * 100 / window, 1)
     result["router_rss_mb"] = {"start": round(rss_start, 1), "end": round(rss_end, 1)}
     result["added_ms"] = {
         key: round(result["routed"]["latency_ms"][key] - result["direct"]["latency_ms"][key], 3)
         for key in result["routed"]["latency_ms"] if key != "max"}
+    result["added_from_send_ms"] = {
+        key: round(result["routed"]["from_send_ms"][key] - result["direct"]["from_send_ms"][key], 3)
+        for key in ("p50", "p90", "p99", "mean")}
     if spec.stream:
         result["added_last_byte_ms"] = {
             key: round(result["routed"]["last_byte_ms"][key] - result["direct"]["last_byte_ms"][key], 3)
@@ -325,6 +383,8 @@ def _summarise(samples: list[Sample], spec: LoadSpec) -> dict[str, Any]:
         "achieved_rate": round(len(ok) / spec.duration, 1),
         "latency_ms": _stats(latency),
         "send_lag_ms": _stats(sorted((s.sent - s.scheduled) * 1000 for s in samples if s.sent)),
+        # The same, counted from the actual send: without the load generator's own lag.
+        "from_send_ms": _stats(sorted(((s.first if spec.stream else s.done) - s.sent) * 1000 for s in ok)),
     }
     if spec.stream:
         summary["last_byte_ms"] = _stats(sorted((s.done - s.scheduled) * 1000 for s in ok))
@@ -374,7 +434,7 @@ class Processes:
     upstream: subprocess.Popen[bytes] | None = None
     router: subprocess.Popen[bytes] | None = None
     router_pid: int = 0
-    extra: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    upstream_pid: int = 0
 
     def stop(self) -> None:
         under_py_spy = self.router is not None and self.router_pid not in (0, self.router.pid)
@@ -382,10 +442,10 @@ class Processes:
             # Stop the router itself; py-spy then writes its profile and exits.
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.router_pid, signal.SIGINT)
-        for process in (None if under_py_spy else self.router, self.upstream, *self.extra):
+        for process in (None if under_py_spy else self.router, self.upstream):
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGINT)
-        for process in (self.router, self.upstream, *self.extra):
+        for process in (self.router, self.upstream):
             if process is None:
                 continue
             try:
@@ -424,11 +484,18 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
+UVLOOP_LAUNCHER = ("import sys, uvloop; uvloop.install(); from llm_router.proxy.cli import main; "
+                   "sys.exit(main(sys.argv[1:]))")
+"""The same CLI on uvloop's event loop: an experiment (``--router-loop uvloop``), not how the router ships."""
+
+
 def _router_command(args: argparse.Namespace, config: Path, port: int) -> list[str]:
+    serve = ["serve", "--config", str(config), "--port", str(port), "--log-level", args.router_log_level]
+    if args.router_loop == "uvloop":
+        return _pinned(args.router_core, [sys.executable, "-c", UVLOOP_LAUNCHER, *serve])
     cli = Path(sys.executable).parent / "llm-router"
-    command = [str(cli) if cli.exists() else shutil.which("llm-router") or "llm-router",
-               "serve", "--config", str(config), "--port", str(port), "--log-level", args.router_log_level]
-    return _pinned(args.router_core, command)
+    return _pinned(args.router_core, [str(cli) if cli.exists() else shutil.which("llm-router") or "llm-router",
+                                      *serve])
 
 
 def _find_child(pid: int, timeout: float = 10.0) -> int:
@@ -452,6 +519,7 @@ def start(args: argparse.Namespace, workdir: Path) -> tuple[Processes, int, int]
         _pinned(args.load_core, [sys.executable, __file__, "_upstream", "--port", str(upstream_port),
                                  "--chunks", str(args.chunks), "--chunk-delay-ms", str(args.chunk_delay_ms)]),
         stdout=upstream_log.open("wb"), stderr=subprocess.STDOUT)
+    procs.upstream_pid = procs.upstream.pid
     _wait_http(f"http://127.0.0.1:{upstream_port}/v1/models", procs.upstream, upstream_log, "upstream")
 
     config = workdir / "router.yaml"
@@ -460,8 +528,10 @@ def start(args: argparse.Namespace, workdir: Path) -> tuple[Processes, int, int]
     command = _router_command(args, config, router_port)
     if args.py_spy:
         # py-spy samples from the load core; the router itself stays alone on its core.
-        command = _pinned(args.load_core, [args.py_spy_bin, "record", "--rate", "500", "--format", "speedscope",
-                                           "-o", str(Path(args.py_spy).resolve()), "--", *command])
+        out = Path(args.py_spy).resolve()
+        fmt = {".svg": "flamegraph", ".json": "speedscope"}.get(out.suffix, "raw")
+        command = _pinned(args.load_core, [args.py_spy_bin, "record", "--rate", "500", "--nonblocking",
+                                           "--format", fmt, "-o", str(out), "--", *command])
     procs.router = subprocess.Popen(command, stdout=router_log.open("wb"), stderr=subprocess.STDOUT)
     procs.router_pid = _find_child(procs.router.pid) if args.py_spy else procs.router.pid
     _wait_http(f"http://127.0.0.1:{router_port}/health/ready", procs.router, router_log, "router")
@@ -473,7 +543,9 @@ def run_mode(args: argparse.Namespace, procs: Processes, upstream_port: int, rou
     spec = LoadSpec(routed_url=f"http://127.0.0.1:{router_port}/v1/chat/completions",
                     direct_url=f"http://127.0.0.1:{upstream_port}/v1/chat/completions",
                     stream=mode == "stream", rate=args.rate, duration=args.duration, warmup=args.warmup,
-                    router_pid=procs.router_pid, timeout=args.timeout)
+                    router_pid=procs.router_pid, upstream_pid=procs.upstream_pid,
+                    router_core=int(args.router_core) if args.router_core.isdigit() else None,
+                    context_bytes=args.context_bytes, timeout=args.timeout)
     out = procs.workdir / f"load-{mode}.json"
     command = _pinned(args.load_core, [sys.executable, __file__, "_load", "--spec", json.dumps(asdict(spec)),
                                        "--out", str(out)])
@@ -501,26 +573,36 @@ def _verdict(value: float | None, limit: float) -> str:
 
 def report(args: argparse.Namespace, results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     """The readable table."""
+    body_bytes = len(_request_body(UPSTREAM_MODEL, False, args.context_bytes))
     lines = [
         f"llm-router added latency: routed vs direct, {args.rate:g} req/s each, interleaved, open loop; "
         f"{args.duration:g} s measured per mode after {args.warmup:g} s warm-up",
-        f"router: core {args.router_core or 'any'}, log level {args.router_log_level}, rule policy "
-        f"'{POLICY}' (category {EXPECTED_CATEGORY!r} checked); upstream + load generator: core "
-        f"{args.load_core or 'any'}; {meta['cpu']}, Python {meta['python']}, aiohttp {meta['aiohttp']}",
+        f"router: core {args.router_core or 'any'}, {args.router_loop} loop, log level {args.router_log_level}, "
+        f"rule policy '{POLICY}' (category {EXPECTED_CATEGORY!r} checked), {body_bytes} B request body",
+        f"upstream + load generator: core {args.load_core or 'any'}; {meta['cpu']}, Python {meta['python']}, "
+        f"aiohttp {meta['aiohttp']}",
         "",
         f"  {'ms':<30}{'p50':>8}{'p90':>8}{'p99':>8}{'mean':>8}  n ok / scheduled, errors, achieved req/s",
     ]
     verdicts: list[str] = []
-    for result in results:
-        mode = result["mode"]
+    for mode in args.modes:
+        runs = [result for result in results if result["mode"] == mode]
+        # With --repeat, the table shows the run with the median added p50; all runs are listed below it.
+        result = sorted(runs, key=lambda run: run["added_ms"]["p50"])[(len(runs) - 1) // 2]
         measure = "first chunk" if mode == "stream" else "full body"
-        lines.append(f"{mode}{' (time to first SSE data chunk)' if mode == 'stream' else ' (to full body)'}")
+        title = "(time to first SSE data chunk)" if mode == "stream" else "(to full body)"
+        if len(runs) > 1:
+            title += f", run {result['run']} of {len(runs)}: the median by added p50"
+        lines.append(f"{mode} {title}")
         for kind in ("direct", "routed"):
             part = result[kind]
             errors = ",".join(f"{k}={v}" for k, v in part["errors"].items()) or "0 errors"
             lines.append(_row(f"{kind} {measure}", part["latency_ms"],
                               f"{part['ok']}/{part['scheduled']}, {errors}, {part['achieved_rate']:g}/s"))
         lines.append(_row("ADDED (routed - direct)", result["added_ms"], sign=True))
+        lines.append(_row("  from actual send: direct", result["direct"]["from_send_ms"]))
+        lines.append(_row("  from actual send: routed", result["routed"]["from_send_ms"]))
+        lines.append(_row("  from actual send: ADDED", result["added_from_send_ms"], sign=True))
         if mode == "stream":
             lines.append(_row("direct last byte", result["direct"]["last_byte_ms"]))
             lines.append(_row("routed last byte", result["routed"]["last_byte_ms"]))
@@ -528,10 +610,21 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]], meta: dict[s
             lines.append(_row("router's own overhead header", result["routed"]["router_reported_overhead_ms"]))
         lag = result["routed"]["send_lag_ms"]
         rss = result["router_rss_mb"]
-        lines.append(f"  router CPU {result['router_cpu_ms_per_request']:.3f} ms per routed request "
-                     f"({result['router_cpu_s']:.2f} s over {result['window_s']:.1f} s); router RSS "
-                     f"{rss['start']:.1f} -> {rss['end']:.1f} MB; load generator send lag p50/p99 "
-                     f"{lag['p50']:.3f}/{lag['p99']:.3f} ms")
+        user, system = result["router_cpu_user_sys_ms_per_request"]
+        lines.append(f"  router CPU {result['router_cpu_ms_per_request']:.3f} ms per routed request (user {user:.3f} "
+                     f"+ sys {system:.3f}; {result['router_cpu_s']:.2f} s over {result['window_s']:.1f} s); "
+                     f"router RSS {rss['start']:.1f} -> {rss['end']:.1f} MB")
+        if "router_core_other_pct" in result:
+            lines.append(f"  noise on the router's core: other processes {result['router_core_other_pct']:.1f}%, "
+                         f"hypervisor steal {result['router_core_steal_pct']:.1f}% of the window")
+        upstream_cpu = result["upstream_cpu_ms_per_request"]
+        ratio = result["router_cpu_ms_per_request"] / upstream_cpu if upstream_cpu else float("nan")
+        lines.append(f"  for reference: upstream (bare aiohttp server) CPU {upstream_cpu:.3f} ms per request (router "
+                     f"{ratio:.1f}x); load generator send lag p50/p99 {lag['p50']:.3f}/{lag['p99']:.3f} ms")
+        if len(runs) > 1:
+            lines.append("  all runs, added p50/p99 ms (router CPU ms/request, other load on its core): " + "; ".join(
+                f"{run['added_ms']['p50']:+.3f}/{run['added_ms']['p99']:+.3f} ({run['router_cpu_ms_per_request']:.3f}"
+                f", {run.get('router_core_other_pct', float('nan')):.0f}%)" for run in runs))
         added = result["added_ms"]
         if mode == "plain":
             verdicts += [
@@ -573,13 +666,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--router-core", default="0", help="CPU list for the router (taskset -c); '' to not pin")
     parser.add_argument("--load-core", default="1", help="CPU list for upstream and load generator; '' to not pin")
     parser.add_argument("--modes", default="plain,stream", help="comma-separated: plain, stream")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run the modes this many times; the table shows the median run (noisy machines)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument("--router-log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="the router's --log-level (info, its default, logs a line per request)")
+    parser.add_argument("--router-loop", default="asyncio", choices=["asyncio", "uvloop"],
+                        help="event loop of the router: the CLI as shipped (asyncio) or the same on uvloop")
+    parser.add_argument("--context-bytes", type=int, default=0,
+                        help="earlier conversation turns of this many bytes, for the classifier to read")
     parser.add_argument("--chunks", type=int, default=4, help="content chunks per upstream stream")
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0, help="upstream pause between stream chunks")
     parser.add_argument("--timeout", type=float, default=10.0, help="client timeout per request, seconds")
-    parser.add_argument("--py-spy", metavar="FILE", help="run the router under py-spy record, speedscope to FILE")
+    parser.add_argument("--py-spy", metavar="FILE", help="run the router under py-spy record: FILE.svg flame graph, "
+                        "FILE.json speedscope, else collapsed stacks")
     parser.add_argument("--py-spy-bin", default=str(Path(sys.executable).parent / "py-spy"))
     args = parser.parse_args(argv)
     args.modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
@@ -606,7 +706,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="llm-router-bench-") as tmp:
         procs, upstream_port, router_port = start(args, Path(tmp))
         try:
-            results = [run_mode(args, procs, upstream_port, router_port, mode) for mode in args.modes]
+            results = [{**run_mode(args, procs, upstream_port, router_port, mode), "run": run + 1}
+                       for run in range(args.repeat) for mode in args.modes]
         finally:
             procs.stop()
     print(report(args, results, meta))

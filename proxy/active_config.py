@@ -60,7 +60,7 @@ class ConfigHolder:
     def apply(self, config: RouterConfig) -> bool:
         """Swap in ``config``; ``False`` when it equals the active one."""
         if config.revision == self.active.revision:
-            self.metrics.config_reloads.labels("unchanged").inc()
+            self.metrics.child(self.metrics.config_reloads, "unchanged").inc()
             return False
         self.active = ActiveConfig.build(config)
         self._announce()
@@ -79,7 +79,7 @@ class ConfigHolder:
             self.last_error = None
         except ConfigError as exc:
             self.last_error = exc.describe()
-            self.metrics.config_reloads.labels("invalid").inc()
+            self.metrics.child(self.metrics.config_reloads, "invalid").inc()
             log.error("refused new config, still serving revision %s: %s", self.active.revision, exc.describe())
             return False
         return applied
@@ -88,7 +88,7 @@ class ConfigHolder:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            self.metrics.config_reloads.labels("invalid").inc()
+            self.metrics.child(self.metrics.config_reloads, "invalid").inc()
             self.last_error = f"{path}: cannot read: {exc}"
             log.error("cannot read config %s, still serving revision %s: %s", path, self.active.revision, exc)
             return False
@@ -96,7 +96,7 @@ class ConfigHolder:
 
     def _announce(self) -> None:
         active = self.active
-        self.metrics.config_reloads.labels("applied").inc()
+        self.metrics.child(self.metrics.config_reloads, "applied").inc()
         self.metrics.set_active_config(active.revision, active.config.schema_version, active.applied_at)
         log.info("serving config revision %s (%d LLMs, %d policies)", active.revision,
                  len(active.config.llms), len(active.config.policies))

@@ -121,14 +121,14 @@ class Forwarder:
                 if not (has_next and retryable):
                     raise self._client_error(failure) from None
                 reason = failure.metric_type if isinstance(failure, UpstreamFailure) else "concurrency_limit"
-                self.metrics.fallbacks.labels(exchange.policy_label, name, reason).inc()
+                self.metrics.child(self.metrics.fallbacks, exchange.policy_label, name, reason).inc()
                 log.warning("LLM %s failed (%s), falling back to %s", name, reason, candidates[position + 1])
                 exchange.tried.append(name)
         raise AssertionError("a route always has at least one LLM")
 
     async def _attempt(self, exchange: Exchange, endpoint: Endpoint) -> web.StreamResponse:
         llm = endpoint.llm
-        inflight = self.metrics.inflight.labels(llm.name)
+        inflight = self.metrics.child(self.metrics.inflight, llm.name)
         inflight.inc()
         sent_at = time.perf_counter()
         error_type = ""
@@ -141,8 +141,9 @@ class Forwarder:
             raise
         finally:
             inflight.dec()
-            self.metrics.upstream_duration.labels(exchange.operation, llm.model, llm.name, error_type).observe(
-                time.perf_counter() - sent_at)
+            duration = self.metrics.child(self.metrics.upstream_duration, exchange.operation, llm.model, llm.name,
+                                          error_type)
+            duration.observe(time.perf_counter() - sent_at)
 
     async def _complete(self, exchange: Exchange, endpoint: Endpoint, sent_at: float) -> web.StreamResponse:
         llm = endpoint.llm
@@ -207,7 +208,7 @@ class Forwarder:
             "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
             **decision_headers(exchange, pre_upstream)})
         exchange.status = 200
-        ttft = self.metrics.time_to_first_token.labels(exchange.policy_label, endpoint.llm.name)
+        ttft = self.metrics.child(self.metrics.time_to_first_token, exchange.policy_label, endpoint.llm.name)
         try:
             await reply.prepare(exchange.request)
             await reply.write(first)
@@ -240,7 +241,7 @@ class Forwarder:
             self._count_usage(exchange, endpoint, {"usage": relay.usage})
         else:
             # The LLM ignored stream_options.include_usage (llama.cpp does): estimate the output.
-            self.metrics.usage_estimated.labels(endpoint.llm.name).inc()
+            self.metrics.child(self.metrics.usage_estimated, endpoint.llm.name).inc()
             self._count_usage(exchange, endpoint, {"usage": {"completion_tokens": relay.content_events}},
                               input_known=False)
         with contextlib.suppress(ConnectionResetError):
@@ -251,7 +252,7 @@ class Forwarder:
                               failure: UpstreamFailure) -> None:
         """Tell the client the stream broke: an error event, and no ``[DONE]``."""
         exchange.status = 502
-        self.metrics.errors.labels(exchange.request.path, f"stream_{failure.metric_type}").inc()
+        self.metrics.child(self.metrics.errors, exchange.request.path, f"stream_{failure.metric_type}").inc()
         log.warning("stream from %s broke after it started: %s", failure.llm, failure.detail)
         message = f"the stream from LLM {failure.llm!r} broke off: {failure.detail}"
         event = b"data: " + error_bytes(message, "upstream_error", code="stream_interrupted") + b"\n\n"
@@ -269,14 +270,15 @@ class Forwarder:
         prompt_tokens = prompt_tokens if isinstance(prompt_tokens, int) else 0
         completion_tokens = completion_tokens if isinstance(completion_tokens, int) else 0
         if input_known:
-            self.metrics.token_usage.labels(llm.name, llm.model, "input").observe(prompt_tokens)
-        self.metrics.token_usage.labels(llm.name, llm.model, "output").observe(completion_tokens)
+            self.metrics.child(self.metrics.token_usage, llm.name, llm.model, "input").observe(prompt_tokens)
+        self.metrics.child(self.metrics.token_usage, llm.name, llm.model, "output").observe(completion_tokens)
         cost = (prompt_tokens * llm.cost.input_per_million + completion_tokens * llm.cost.output_per_million) / 1e6
         if cost:
-            self.metrics.cost.labels(llm.name).inc(cost)
+            self.metrics.child(self.metrics.cost, llm.name).inc(cost)
 
     def _observe_overhead(self, exchange: Exchange, seconds: float) -> None:
-        self.metrics.overhead.labels(exchange.policy_label, "true" if exchange.stream else "false").observe(seconds)
+        stream = "true" if exchange.stream else "false"
+        self.metrics.child(self.metrics.overhead, exchange.policy_label, stream).observe(seconds)
 
     @staticmethod
     def _client_error(failure: UpstreamFailure | TooManyRequests) -> RouterError:

@@ -8,8 +8,11 @@ Every app owns its registry, so tests can run several routers in one process.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics import MetricWrapperBase
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -24,6 +27,7 @@ TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576)
 class RouterMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.requests = Counter(
             "llm_router_requests", "Requests answered, by policy, category, chosen LLM and HTTP status.",
@@ -76,6 +80,16 @@ class RouterMetrics:
             ["revision", "schema_version"], registry=r)
         self.config_last_reload = Gauge(
             "llm_router_config_last_reload_timestamp_seconds", "When the active config was applied.", registry=r)
+
+    def child(self, metric: MetricWrapperBase, *values: str) -> Any:
+        """``metric.labels(*values)``, cached: the hot path skips prometheus'
+        label validation and lock. Label values come from the config, so the
+        cache stays as small as the set of series."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def set_active_config(self, revision: str, schema_version: int, applied_at: float) -> None:
         self.config_info.clear()

@@ -54,17 +54,21 @@ class StreamRelay:
         return self._event(rest) if rest.strip() else b""
 
     def _event(self, event: bytes) -> bytes:
+        # Substring checks first: the regexes run only on the few events they can match.
         self.events += 1
         if _CONTENT.search(event):
             self.saw_content = True
             self.content_events += 1
-        if _DONE.search(event):
+        elif b"[DONE]" in event and _DONE.search(event):
             self.saw_done = True
+            return event
+        if b'"usage"' not in event:
             return event
         if _USAGE_OBJECT.search(event):
             return self._take_usage(event)
-        if self.strip_usage and b'"usage"' in event:
-            return _NULL_USAGE.sub(b"", event)
+        if self.strip_usage:
+            stripped = event.replace(b',"usage":null', b"")
+            return _NULL_USAGE.sub(b"", stripped) if b'"usage"' in stripped else stripped
         return event
 
     def _take_usage(self, event: bytes) -> bytes:

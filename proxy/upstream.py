@@ -107,8 +107,9 @@ class _Slot:
 def new_session() -> aiohttp.ClientSession:
     """The one pooled client session of a router process."""
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60, enable_cleanup_closed=True)
+    # No cookie jar: a cookie one LLM sets must never ride along on another client's request.
     return aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False,
-                                 skip_auto_headers=("User-Agent",))
+                                 cookie_jar=aiohttp.DummyCookieJar(), skip_auto_headers=("User-Agent",))
 
 
 def request_headers(keys: KeyResolver, llm: LLMConfig, stream: bool) -> dict[str, str]:
