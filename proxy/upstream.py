@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import aiohttp
+from yarl import URL
 
 from .api_keys import KeyResolver
 from .config import LLMConfig
@@ -25,7 +26,8 @@ class Endpoint:
     """Everything about one LLM that does not change between requests."""
 
     llm: LLMConfig
-    urls: dict[Operation, str]
+    urls: dict[Operation, URL]
+    """Parsed once: aiohttp would otherwise parse a string URL on every request."""
     timeout: aiohttp.ClientTimeout
 
     @classmethod
@@ -35,7 +37,7 @@ class Endpoint:
         # sock_read bounds each wait for bytes: the idle deadline. The first
         # token's deadline is enforced around the first read by the caller.
         timeout = aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect, sock_read=t.idle)
-        return cls(llm, {op: base + path for op, path in PATHS.items()}, timeout)
+        return cls(llm, {op: URL(base + path) for op, path in PATHS.items()}, timeout)
 
 
 class UpstreamFailure(Exception):
