@@ -6,13 +6,14 @@ BIN    := $(VENV)/bin
 # llama-cpp-python builds from source; a portable build runs on any x86_64 CPU.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-classifier models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
 # Stamp files record what is installed; they are redone when pyproject.toml changes.
+# dev brings the build, train and Triton extras; torch==2.13.0 resolves to the CPU wheel on disk.
 $(VENV)/.dev: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
@@ -37,6 +38,14 @@ lint: $(VENV)/.dev
 ## bench: the router's added latency, routed vs. direct in the same run
 bench: $(VENV)/.dev
 	$(BIN)/python bench/overhead.py
+
+## models: build the ONNX sentence encoder the model classifiers run on (into ~/.cache/llm-router)
+models: $(VENV)/.dev
+	$(BIN)/llm-router models build
+
+## bench-classifier: embedded classification latency and micro-batched throughput on one core
+bench-classifier: models
+	$(BIN)/python bench/classifier_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -64,6 +64,7 @@ def create_app(config: RouterConfig, *, config_path: Path | None = None, reload_
     app = web.Application(middlewares=[_errors_middleware], client_max_size=512 * 1024 * 1024 + 1)
     app[STATE] = state
     app.cleanup_ctx.append(_upstream_session)
+    app.cleanup_ctx.append(_embedded_models)
     if config_path is not None:
         app.cleanup_ctx.append(_config_watcher(config_path, reload_interval))
     app.router.add_post("/v1/chat/completions", _chat_completions)
@@ -85,6 +86,23 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
     yield
     state.ready = False
     await session.close()
+
+
+async def _embedded_models(app: web.Application) -> AsyncIterator[None]:
+    """Load the sentence encoder before traffic when a policy runs a model embedded; release it on shutdown."""
+    from .model_classifier import ModelClassifier, close_default_runtimes
+
+    classifiers = app[STATE].holder.active.classifiers.values()
+    for runtime in {id(c.runtime): c.runtime for c in classifiers if isinstance(c, ModelClassifier)}.values():
+        try:
+            await runtime.warm_up()
+        except Exception:  # requests will fail over per their policy's failure_mode
+            log.exception("could not load the sentence encoder for embedded classifiers")
+    yield
+    await close_default_runtimes()
+    from .triton_classifier import default_connections
+
+    await default_connections().aclose()
 
 
 def _config_watcher(path: Path, interval: float) -> Callable[[web.Application], AsyncIterator[None]]:

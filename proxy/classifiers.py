@@ -3,8 +3,8 @@
 A classifier receives the whole conversation (every turn, with non-string
 content rendered by ``conversation``), the request headers and the ``user``
 field, and returns a category with per-category confidences. The rule
-classifier lives here; trained models (Triton or embedded) implement the same
-``Classifier`` protocol.
+classifier lives here; trained models (embedded: ``model_classifier``; Triton)
+implement the same ``Classifier`` protocol.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .config import ClassifierBackend, PolicyConfig, RuleMatch, RulesClassifierRef
+from .config import ClassifierBackend, ModelClassifierRef, PolicyConfig, RuleMatch, RulesClassifierRef
 from .conversation import Turn
 
 
@@ -124,9 +124,14 @@ class RuleClassifier:
 
 
 def build_classifier(policy: PolicyConfig, backend: ClassifierBackend) -> Classifier:
-    """The classifier a policy references, ready to use."""
-    del backend  # used by model classifiers
+    """The classifier a policy references, ready to use. Raises (with a message for
+    the user) when it cannot be: for a model, also when its categories do not cover
+    the policy's routes, which only the model directory can tell."""
     ref = policy.classifier
     if isinstance(ref, RulesClassifierRef):
         return RuleClassifier(ref)
+    if isinstance(ref, ModelClassifierRef):
+        from .model_classifier import build_model_classifier  # numpy and the encoder only when used
+
+        return build_model_classifier(policy, ref, backend)
     raise ValueError(f"policy {policy.name!r}: unsupported classifier type {ref.type!r}")

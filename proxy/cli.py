@@ -14,6 +14,7 @@ from aiohttp import web
 from .active_config import ActiveConfig
 from .config_file import ConfigError, load_config_file
 from .conversation import Turn
+from .encoder_build import add_models_command, run_models_command
 from .routing import decide, select_target
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "quickstart.yaml"
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     quickstart.add_argument("--port", type=int, default=8080)
     quickstart.add_argument("--host", default="127.0.0.1")
 
+    add_models_command(commands)
+
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
@@ -52,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         return _route(args)
     if args.command == "config":
         return _validate(args.file)
+    if args.command == "models":
+        return run_models_command(args)
     from .quickstart import run_quickstart
 
     return run_quickstart(host=args.host, port=args.port)

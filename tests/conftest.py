@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from aiohttp import web
+from conftest_models import anchor_repository, encoder_cache, encoder_env, session_encoder  # noqa: F401
 from llm_router.proxy.app import create_app
 from llm_router.proxy.config import RouterConfig
 
