@@ -47,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     quickstart.add_argument("--host", default="127.0.0.1")
 
     add_models_command(commands)
+    try:
+        from llm_router.training.train import add_train_command
+    except ImportError:  # the train extra is not installed: no train command
+        add_train_command = None
+    if add_train_command is not None:
+        add_train_command(commands)
 
     args = parser.parse_args(argv)
     if args.command == "serve":
@@ -57,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         return _validate(args.file)
     if args.command == "models":
         return run_models_command(args)
+    if args.command == "train":
+        from llm_router.training.train import run_train_command
+
+        return run_train_command(args)
     from .quickstart import run_quickstart
 
     return run_quickstart(host=args.host, port=args.port)

@@ -129,6 +129,9 @@ def _checked_head(name: str, directory: Path, meta: Any, arrays: dict[str, np.nd
 
     if not isinstance(meta, dict):
         raise fail(f"{LABELS_FILE} is not a JSON object")
+    if meta.get("views", ["full"]) != ["full"]:
+        raise fail(f"trained on input views {meta['views']}; this proxy feeds the head one embedding of the "
+                   "whole text (retrain without --views)")
     labels = meta.get("labels")
     if not (isinstance(labels, list) and labels and all(isinstance(x, str) and x for x in labels)):
         raise fail(f"{LABELS_FILE} needs \"labels\": a non-empty list of names")

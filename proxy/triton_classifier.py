@@ -12,6 +12,8 @@ down, slow, unknown model) raises ``ClassifierUnavailable``: the policy's
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 
 from .classifiers import Classification, ClassifierInput, ClassifierUnavailable
@@ -25,12 +27,16 @@ class TritonConnection:
     def __init__(self, url: str) -> None:
         self.url = url
         self._client: object | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def client(self):  # tritonclient's InferenceServerClient, imported lazily
-        if self._client is None:
+        # A grpc.aio channel belongs to the loop it was made in: a router has one loop, tests many.
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
             from tritonclient.grpc.aio import InferenceServerClient
 
             self._client = InferenceServerClient(self.url)
+            self._loop = loop
         return self._client
 
     async def aclose(self) -> None:

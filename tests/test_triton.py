@@ -114,3 +114,54 @@ async def test_triton_stopped_mid_run_takes_the_failure_mode(triton_repository, 
                                                  messages=[{"role": "user", "content": PROMPTS[0]}])
         assert caught.value.status_code == 503
         assert caught.value.body["code"] == "classifier_unavailable"
+
+
+# ------------------------------------------------------------ the built-in models
+
+BUILT_IN_CASES = [
+    # (policy model, prompt, expected category)
+    ("task_router", "Write a Python function that returns the n-th Fibonacci number.", "Code Generation"),
+    ("task_router", "Brainstorm ten names for a coffee shop run by cats.", "Brainstorming"),
+    ("intent_router", "I lost my card yesterday, please block it", None),
+    ("complexity_router", "Solve: a train leaves at 3pm going 60 mph; when has it gone 150 miles?", None),
+]
+
+
+@pytest.fixture(scope="module")
+def built_in_triton(encoder_cache: Path):
+    from llm_router.proxy.triton_server import REPOSITORY
+
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("LLM_ROUTER_CACHE", str(encoder_cache))
+    with TritonServer(REPOSITORY) as server:
+        yield server
+    monkeypatch.undo()
+
+
+def built_in_config(model: str, triton_url: str | None) -> dict[str, Any]:
+    from llm_router.proxy.model_classifier import load_head
+    from llm_router.proxy.triton_server import REPOSITORY
+
+    head = load_head(REPOSITORY, model)
+    backend = {"timeout_ms": 10_000, **({"triton_url": triton_url} if triton_url else {})}
+    return {"router": {"classifier_backend": backend},
+            "llms": [{"name": "fast", "api_base": "http://fast.invalid/v1", "model": "m"}],
+            "policies": [{"name": "p", "classifier": {"type": "model", "model": model},
+                          "routes": {label: ["fast"] for label in head.labels}, "default_route": ["fast"]}]}
+
+
+@pytest.mark.parametrize(("model", "prompt", "expected"), BUILT_IN_CASES)
+async def test_built_in_models_serve_on_triton_as_embedded(built_in_triton, encoder_env, model, prompt, expected):
+    request = ClassifierInput([Turn("user", prompt)], {})
+    on_triton = ActiveConfig.build(RouterConfig.model_validate(built_in_config(model, built_in_triton.grpc_url)))
+    embedded = ActiveConfig.build(RouterConfig.model_validate(built_in_config(model, None)))
+    remote = await on_triton.classifiers["p"].classify(request)
+    local = await embedded.classifiers["p"].classify(request)
+    await embedded.classifiers["p"].runtime.aclose()
+    assert remote.category == local.category
+    if expected is not None:
+        assert remote.category == expected
+    if model == "complexity_router":
+        assert set(remote.scores) == {"creativity", "reasoning", "constraint", "domain_knowledge",
+                                      "contextual_knowledge", "few_shot", "overall"}
+        assert remote.scores["overall"] == pytest.approx(local.scores["overall"], abs=1e-4)
