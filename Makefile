@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # llama-cpp-python builds from source; a portable build runs on any x86_64 CPU.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: run test lint bench bench-classifier models clean
+.PHONY: run test lint bench bench-classifier bench-triton models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ models: $(VENV)/.dev
 ## bench-classifier: embedded classification latency and micro-batched throughput on one core
 bench-classifier: models
 	$(BIN)/python bench/classifier_latency.py
+
+## bench-triton: Triton CPU throughput with dynamic batching at concurrency 1, 8, 32
+bench-triton: models
+	$(BIN)/python bench/triton_throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
