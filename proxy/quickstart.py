@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from .cache import cache_dir
 from .config import POLICY_MODEL_PREFIX, RouterConfig
 
 log = logging.getLogger(__name__)
@@ -67,12 +68,6 @@ class ServerSpec:
     @property
     def api_base(self) -> str:
         return f"{self.url}/v1"
-
-
-def cache_dir() -> Path:
-    """Where the assembled model and the server logs live: ``$LLM_ROUTER_CACHE`` or ``~/.cache/llm-router``."""
-    configured = os.environ.get("LLM_ROUTER_CACHE")
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "llm-router"
 
 
 def gemma_model(directory: Path | None = None) -> Path:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from .cache import cache_dir
+
 REPOSITORY = Path(__file__).resolve().parent.parent / "triton_models"
 """The model repository of a source checkout."""
 
@@ -41,10 +43,6 @@ def _pytriton_root() -> Path:
         raise TritonUnavailable("tritonserver comes from the nvidia-pytriton package: "
                                 "pip install 'llm-router[triton]'") from None
     return Path(pytriton.__file__).parent / "tritonserver"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("LLM_ROUTER_CACHE") or Path.home() / ".cache" / "llm-router")
 
 
 def prepare_backend_dir(root: Path | None = None) -> Path:

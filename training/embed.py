@@ -113,8 +113,9 @@ class EmbeddingCache:
 
 def default_cache_dir() -> Path:
     """``<$LLM_ROUTER_CACHE or ~/.cache/llm-router>/embeddings``: the project's cache convention."""
-    configured = os.environ.get("LLM_ROUTER_CACHE")
-    return (Path(configured).expanduser() if configured else Path.home() / ".cache" / "llm-router") / "embeddings"
+    from llm_router.proxy.cache import cache_dir
+
+    return cache_dir() / "embeddings"
 
 
 def embed_texts(texts: Sequence[str], embedder: Embedder, cache: EmbeddingCache | None = None,
