@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .classifier_resources import ClassifierResources
 from .classifiers import Classifier, build_classifier
 from .config import RouterConfig
 from .config_file import ConfigError, ConfigIssue, parse_config
@@ -33,12 +34,14 @@ class ActiveConfig:
     applied_at: float
 
     @classmethod
-    def build(cls, config: RouterConfig) -> ActiveConfig:
-        """Everything a request needs, built up front; raises ``ConfigError``."""
+    def build(cls, config: RouterConfig, resources: ClassifierResources | None = None) -> ActiveConfig:
+        """Everything a request needs, built up front; raises ``ConfigError``. Model classifiers share
+        ``resources`` (a new set when none is given)."""
+        resources = resources or ClassifierResources()
         classifiers: dict[str, Classifier] = {}
         for policy in config.policies:
             try:
-                classifiers[policy.name] = build_classifier(policy, config.router.classifier_backend)
+                classifiers[policy.name] = build_classifier(policy, config.router.classifier_backend, resources)
             except Exception as exc:
                 raise ConfigError("<config>", [ConfigIssue(f"policies.{policy.name}.classifier", None, str(exc))]) \
                     from None
@@ -54,7 +57,9 @@ class ConfigHolder:
         self.source = source
         self.last_error: str | None = None
         self._seen_digest: str | None = None
-        self.active = ActiveConfig.build(config)
+        self.resources = ClassifierResources()
+        """Encoder runtimes and Triton connections, kept across reloads; closed with the app."""
+        self.active = ActiveConfig.build(config, self.resources)
         self._announce()
 
     def apply(self, config: RouterConfig) -> bool:
@@ -62,7 +67,7 @@ class ConfigHolder:
         if config.revision == self.active.revision:
             self.metrics.child(self.metrics.config_reloads, "unchanged").inc()
             return False
-        self.active = ActiveConfig.build(config)
+        self.active = ActiveConfig.build(config, self.resources)
         self._announce()
         return True
 

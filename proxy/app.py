@@ -90,7 +90,7 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
 
 async def _embedded_models(app: web.Application) -> AsyncIterator[None]:
     """Load the sentence encoder before traffic when a policy runs a model embedded; release it on shutdown."""
-    from .model_classifier import ModelClassifier, close_default_runtimes
+    from .model_classifier import ModelClassifier
 
     classifiers = app[STATE].holder.active.classifiers.values()
     for runtime in {id(c.runtime): c.runtime for c in classifiers if isinstance(c, ModelClassifier)}.values():
@@ -99,10 +99,7 @@ async def _embedded_models(app: web.Application) -> AsyncIterator[None]:
         except Exception:  # requests will fail over per their policy's failure_mode
             log.exception("could not load the sentence encoder for embedded classifiers")
     yield
-    await close_default_runtimes()
-    from .triton_classifier import default_connections
-
-    await default_connections().aclose()
+    await app[STATE].holder.resources.aclose()
 
 
 def _config_watcher(path: Path, interval: float) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .classifier_resources import ClassifierResources
 from .config import ClassifierBackend, ModelClassifierRef, PolicyConfig, RuleMatch, RulesClassifierRef
 from .conversation import Turn
 
@@ -123,7 +124,8 @@ class RuleClassifier:
         return self.classify_now(request)
 
 
-def build_classifier(policy: PolicyConfig, backend: ClassifierBackend) -> Classifier:
+def build_classifier(policy: PolicyConfig, backend: ClassifierBackend,
+                     resources: ClassifierResources | None = None) -> Classifier:
     """The classifier a policy references, ready to use. Raises (with a message for
     the user) when it cannot be: for a model, also when its categories do not cover
     the policy's routes, which only the model directory can tell."""
@@ -133,5 +135,5 @@ def build_classifier(policy: PolicyConfig, backend: ClassifierBackend) -> Classi
     if isinstance(ref, ModelClassifierRef):
         from .model_classifier import build_model_classifier  # numpy and the encoder only when used
 
-        return build_model_classifier(policy, ref, backend)
+        return build_model_classifier(policy, ref, backend, resources or ClassifierResources())
     raise ValueError(f"policy {policy.name!r}: unsupported classifier type {ref.type!r}")

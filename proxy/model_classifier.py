@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from .classifier_resources import ClassifierResources
 from .classifiers import Classification, Classifier, ClassifierInput, ClassifierUnavailable
 from .config import ClassifierBackend, ModelClassifierRef, PolicyConfig
 from .conversation import classifier_text
@@ -360,22 +361,6 @@ def _resolve(jobs: list[_Job], values: list[np.ndarray] | None, error: BaseExcep
             loop.call_soon_threadsafe(settle, settled)
 
 
-_default_runtimes: dict[str, EmbeddedRuntime] = {}
-
-
-def default_runtime(variant: Variant = "fp32") -> EmbeddedRuntime:
-    """The process's runtime (one per encoder variant), shared by every embedded model classifier."""
-    runtime = _default_runtimes.get(variant)
-    if runtime is None:
-        runtime = _default_runtimes[variant] = EmbeddedRuntime(variant=variant)
-    return runtime
-
-
-async def close_default_runtimes() -> None:
-    for runtime in list(_default_runtimes.values()):
-        await runtime.aclose()
-
-
 # ---------------------------------------------------------- the classifier
 
 
@@ -404,8 +389,8 @@ class ModelClassifier:
         return classify_embeddings(self.head, embedding[None, :])[0]
 
 
-def build_model_classifier(policy: PolicyConfig, ref: ModelClassifierRef, backend: ClassifierBackend, *,
-                           runtime: EmbeddedRuntime | None = None) -> Classifier:
+def build_model_classifier(policy: PolicyConfig, ref: ModelClassifierRef, backend: ClassifierBackend,
+                           resources: ClassifierResources) -> Classifier:
     """The classifier for a ``type: model`` policy, after checking everything a request would trip on:
     the model directory, that its categories cover the policy's routes, and (embedded) that the encoder
     is built. With ``triton_url`` set, Triton runs encoder and head; the model directory still gives
@@ -418,14 +403,12 @@ def build_model_classifier(policy: PolicyConfig, ref: ModelClassifierRef, backen
         raise ModelError(f"policy {policy.name!r}: routes name categories that model {ref.model!r} never "
                          f"returns: {unknown}; its categories: {categories}")
     if backend.triton_url is not None:
-        from .triton_classifier import TritonClassifier, default_connections
+        from .triton_classifier import TritonClassifier
 
-        return TritonClassifier(head, default_connections().get(backend.triton_url),
-                                timeout=backend.timeout_ms / 1000)
+        return TritonClassifier(head, resources.triton(backend.triton_url), timeout=backend.timeout_ms / 1000)
     info = read_info(encoder_dir())
     info.model_path(backend.encoder_variant)  # built? (the checksum is checked when it loads)
     if info.dim != head.dim:
         raise ModelError(f"model {ref.model!r} expects {head.dim}-dimensional embeddings; the encoder gives "
                          f"{info.dim}")
-    return ModelClassifier(head, runtime or default_runtime(backend.encoder_variant),
-                           timeout=backend.timeout_ms / 1000)
+    return ModelClassifier(head, resources.runtime(backend.encoder_variant), timeout=backend.timeout_ms / 1000)

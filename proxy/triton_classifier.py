@@ -63,14 +63,6 @@ class TritonConnections:
         self._by_url.clear()
 
 
-_connections = TritonConnections()
-
-
-def default_connections() -> TritonConnections:
-    """The process's Triton connections (closed by the app's shutdown, like the embedded runtimes)."""
-    return _connections
-
-
 class TritonClassifier:
     """The ``Classifier`` protocol for a ``type: model`` policy when ``classifier_backend.triton_url`` is set."""
 

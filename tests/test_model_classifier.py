@@ -14,6 +14,7 @@ import pytest
 from conftest import llm
 from conftest_models import ANCHORS, write_head
 from llm_router.proxy.active_config import ActiveConfig
+from llm_router.proxy.app import STATE
 from llm_router.proxy.classifiers import ClassifierInput, ClassifierUnavailable
 from llm_router.proxy.config import RouterConfig
 from llm_router.proxy.config_file import ConfigError
@@ -26,7 +27,6 @@ from llm_router.proxy.model_classifier import (
     ModelClassifier,
     ModelError,
     classify_embeddings,
-    default_runtime,
     load_head,
 )
 from openai import AsyncOpenAI
@@ -315,7 +315,7 @@ async def test_routed_end_to_end_through_the_router_with_the_openai_client(ancho
     fast, strong = await upstreams("fast"), await upstreams("strong")
     config = model_config(anchor_repository, llms=[llm("fast", fast), llm("strong", strong)])
     running = await router(config)
-    assert default_runtime().loaded  # warmed up at startup, not on the first request
+    assert running.app[STATE].holder.resources.runtime().loaded  # warmed up at startup, not on the first request
     client = AsyncOpenAI(base_url=running.base_url, api_key="unused")
     try:
         for category, prompt in PROMPTS.items():
@@ -346,7 +346,7 @@ async def test_encoder_trouble_follows_failure_mode(anchor_repository: Path, enc
     config = model_config(anchor_repository, llms=[llm("fast", fast), llm("strong", strong)],
                           policy=anchor_policy(failure_mode=failure_mode))
     running = await router(config)
-    runtime = default_runtime()
+    runtime = running.app[STATE].holder.resources.runtime()
 
     async def broken(text: str) -> np.ndarray:
         raise ClassifierUnavailable("encoder down")
