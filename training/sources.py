@@ -25,6 +25,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from llm_router.proxy.encoder import sha256_file
+
 PLACEHOLDER = re.compile(r"\{\{(\d+)\}\}")
 
 # Source name -> file under the shared data directory.
@@ -49,13 +51,6 @@ def is_heldout(prompt: str) -> bool:
     """The shared data's split rule: about 20% of prompts are held out."""
     return hashlib.sha256(prompt.encode("utf-8")).digest()[0] % 5 == 0
 
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
