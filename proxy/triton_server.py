@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -27,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 
 from .cache import cache_dir
+from .quickstart import free_port
 
 REPOSITORY = Path(__file__).resolve().parent.parent / "triton_models"
 """The model repository of a source checkout."""
@@ -72,12 +72,6 @@ def server_environment() -> dict[str, str]:
     env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))
     env.setdefault("HF_HUB_OFFLINE", "1")
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

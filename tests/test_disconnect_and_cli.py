@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import openai
 import pytest
 import yaml
 from conftest import llm, task_policy
+from llm_router.proxy.quickstart import free_port
 from test_proxy_api import metric, metric_samples
 
 
@@ -56,12 +56,6 @@ async def test_client_leaving_a_plain_request_cancels_the_upstream_call(router, 
     await wait_until(lambda: fast.cancelled == 1)
     samples = await metric_samples(running)
     assert metric(samples, "llm_router_inflight_requests", llm="fast") == 0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def test_serve_command_routes_and_reloads_on_sighup(upstreams, tmp_path: Path):

@@ -4,7 +4,6 @@ anything reached the client."""
 from __future__ import annotations
 
 import dataclasses
-import socket
 import time
 from typing import Any
 
@@ -14,12 +13,7 @@ import pytest
 from conftest import llm, task_policy
 from llm_router.proxy.app import STATE
 from llm_router.proxy.classifiers import Classification, ClassifierInput, ClassifierUnavailable
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from llm_router.proxy.quickstart import free_port
 
 
 def config_for(fast, strong, *, fast_extra: dict | None = None, policy: dict | None = None,
@@ -129,7 +123,7 @@ async def test_unknown_path_and_method_in_openai_shape(router, upstreams):
 async def test_unreachable_upstream_is_502(router, upstreams):
     fast, strong = await upstreams("fast"), await upstreams("strong")
     config = config_for(fast, strong)
-    config["llms"][0]["api_base"] = f"http://127.0.0.1:{closed_port()}/v1"
+    config["llms"][0]["api_base"] = f"http://127.0.0.1:{free_port()}/v1"
     running = await router(config)
     status, body, _ = await post(f"{running.base_url}/chat/completions",
                                  json_body={"model": "fast", "messages": [{"role": "user", "content": "x"}]})
@@ -183,7 +177,7 @@ async def test_failover_to_the_next_llm_before_anything_was_sent(router, upstrea
     config = config_for(fast, strong)
     config["llms"][1]["timeouts"] = {"first_token": 0.3}
     if failure == "unreachable":
-        config["llms"][1]["api_base"] = f"http://127.0.0.1:{closed_port()}/v1"
+        config["llms"][1]["api_base"] = f"http://127.0.0.1:{free_port()}/v1"
     elif failure == "slow":
         strong.script.delay = 3
     else:
