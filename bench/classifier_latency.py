@@ -1,21 +1,22 @@
 """Embedded classification latency and micro-batched throughput, on one CPU core.
 
 ``python bench/classifier_latency.py`` pins itself to one core (``--core``,
-like ``taskset -c 0``), loads the built ONNX encoder with one onnxruntime
-thread, and measures:
+like ``taskset -c 0``), loads a built-in model (``--model``, default
+``task_router``: its head, lexicon and views) and the ONNX encoder variant it
+was trained on with one onnxruntime thread, and measures:
 
 1. **Latency** of one classification at a time for prompts of about 50, 500
    and 2,000 tokens: the encoder call alone (wall and CPU time), and the whole embedded path a
-   request takes (``classifier_text`` truncation, the hop to the worker thread
-   through ``EmbeddedRuntime``, the head). Prompts over 256 tokens are cut to
-   the encoder's limit by the truncation rule, so 500 and 2,000 cost about the
-   same: that is the point of the rule.
+   request takes (``classifier_text`` truncation, the views, the hop to the
+   worker thread through ``EmbeddedRuntime``, the lexicon and the head). The
+   built-in heads encode the ``lead`` view (the first 16 and last 8 words), so
+   50, 500 and 2,000-token prompts cost the encoder about the same.
 2. **Throughput** through the micro-batcher at concurrency 1, 8 and 32
    (closed loop: each client sends its next ~50-token prompt when the last is
    answered), with the mean batch size the runtime formed.
 
-Needs the encoder built (``llm-router models build``; ``--int8`` for the int8
-variant). Target from the issue: p50 <= 5 ms for a 50-token prompt.
+Needs the encoder built (``llm-router models build``). Target from the issue:
+p50 <= 5 ms for a 50-token prompt.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 TARGET_P50_MS_50_TOKENS = 5.0
 PARAGRAPH = (
@@ -75,13 +74,11 @@ def percentiles(samples: list[float]) -> tuple[float, float, float]:
             statistics.fmean(ordered) * 1000)
 
 
-def make_head(dim: int, classes: int = 11) -> Any:
-    from llm_router.proxy.model_classifier import Head
+def encoder_texts(head: Any, text: str) -> list[str]:
+    """What the embedded classifier encodes for a one-message prompt."""
+    from llm_router.proxy.conversation import Turn, classifier_text
 
-    rng = np.random.default_rng(0)
-    return Head(name="bench", directory=Path("."), labels=[f"class{i}" for i in range(classes)], policy_type="task",
-                weight=rng.normal(size=(classes, dim)).astype(np.float32),
-                bias=np.zeros(classes, np.float32))
+    return head.encoder_texts(classifier_text([Turn("user", text)]))
 
 
 async def latency(encoder: Any, head: Any, prompts: dict[int, list[str]], iterations: int) -> list[dict[str, Any]]:
@@ -96,19 +93,20 @@ async def latency(encoder: Any, head: Any, prompts: dict[int, list[str]], iterat
     try:
         for tokens, texts in prompts.items():
             for text in texts[:5]:  # warm-up
-                encoder.encode([text])
+                encoder.encode(encoder_texts(head, text))
                 await classifier.classify(ClassifierInput([Turn("user", text)], {}))
             encode_times, encode_cpu, classify_times = [], [], []
             for index in range(iterations):
                 text = texts[index % len(texts)]
+                parts = encoder_texts(head, text)
                 started, cpu = time.perf_counter(), time.thread_time()
-                encoder.encode([text])
+                encoder.encode(parts)
                 encode_times.append(time.perf_counter() - started)
                 encode_cpu.append(time.thread_time() - cpu)
                 started = time.perf_counter()
                 await classifier.classify(ClassifierInput([Turn("user", text)], {}))
                 classify_times.append(time.perf_counter() - started)
-            seen = encoder.token_count(texts[0])
+            seen = sum(encoder.token_count(part) for part in encoder_texts(head, texts[0]))
             rows.append({"prompt_tokens": tokens, "encoder_tokens": seen,
                          "encode_ms": percentiles(encode_times), "encode_cpu_ms": percentiles(encode_cpu),
                          "classify_ms": percentiles(classify_times)})
@@ -151,7 +149,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--core", type=int, default=0, help="pin to this CPU core (-1: no pinning)")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
-    parser.add_argument("--variant", choices=["fp32", "int8"], default="fp32")
+    parser.add_argument("--model", default="task_router", help="a model of triton_models/ (default task_router)")
+    parser.add_argument("--variant", choices=["fp32", "int8"], default=None,
+                        help="encoder precision (default: the one the model was trained on)")
     parser.add_argument("--iterations", type=int, default=200, help="latency samples per prompt length")
     parser.add_argument("--requests", type=int, default=400, help="requests per throughput run")
     parser.add_argument("--cache-dir", type=Path, default=None, help="cache root with the built encoder")
@@ -161,7 +161,10 @@ def main() -> int:
         os.sched_setaffinity(0, {args.core})  # before onnxruntime and tokenizers start any thread
 
     from llm_router.proxy.encoder import EncoderNotBuilt, load_encoder
+    from llm_router.proxy.model_classifier import DEFAULT_MODEL_REPOSITORY, load_head
 
+    head = load_head(DEFAULT_MODEL_REPOSITORY, args.model)
+    args.variant = args.variant or head.encoder_variant
     try:
         encoder = load_encoder(args.cache_dir, intra_op_num_threads=args.threads, variant=args.variant)
     except EncoderNotBuilt as exc:
@@ -173,14 +176,15 @@ def main() -> int:
     counter.no_truncation()
     counter.no_padding()
     prompts = {tokens: [prompt_of(tokens, counter, salt) for salt in range(12)] for tokens in (50, 500, 2000)}
-    head = make_head(encoder.dim)
 
     rows = asyncio.run(latency(encoder, head, prompts, args.iterations))
     runs = [asyncio.run(throughput(encoder, head, prompts[50], concurrency, args.requests))
             for concurrency in (1, 8, 32)]
 
     pinned = f"core {args.core}" if args.core >= 0 else "unpinned"
-    print(f"\nembedded classifier, {encoder.info.data['name']} {args.variant}, onnxruntime {args.threads} thread(s), "
+    print(f"\nembedded classifier {args.model} (views {list(head.views)}, "
+          f"{head.lexicon.size if head.lexicon else 0} lexicon terms), {encoder.info.data['name']} {args.variant}, "
+          f"onnxruntime {args.threads} thread(s), "
           f"{pinned}, {platform.processor() or platform.machine()}, Python {platform.python_version()}")
     print("\nlatency, one request at a time (ms)")
     print(f"{'prompt tokens':>13} {'encoder sees':>12} | {'encode p50':>10} {'p99':>7} {'CPU p50':>8} | "
@@ -199,8 +203,8 @@ def main() -> int:
     verdict = "PASS" if p50 <= TARGET_P50_MS_50_TOKENS else "FAIL"
     print(f"\n{verdict}: 50-token classify p50 {p50:.2f} ms (target <= {TARGET_P50_MS_50_TOKENS} ms)")
     if args.json:
-        args.json.write_text(json.dumps({"variant": args.variant, "threads": args.threads, "core": args.core,
-                                         "latency": rows, "throughput": runs}, indent=2))
+        args.json.write_text(json.dumps({"model": args.model, "variant": args.variant, "threads": args.threads,
+                                         "core": args.core, "latency": rows, "throughput": runs}, indent=2))
     return 0
 
 

@@ -34,6 +34,11 @@ class Classification:
     """Category -> confidence in [0, 1]."""
     scores: dict[str, float] = field(default_factory=dict)
     """Extra per-dimension scores some classifiers return (complexity)."""
+    group: str | None = None
+    """The category's group, for models whose labels are grouped (``labels.json`` ``groups``, e.g.
+    Banking77's 77 intents in 10 support routes): a policy may route a group instead of each label."""
+    group_confidence: float = 0.0
+    """The summed confidence of the group's labels."""
 
     @property
     def confidence(self) -> float:

@@ -264,12 +264,11 @@ class ClassifierBackend(_Strict):
     timeout_ms: Annotated[float, Field(gt=0, le=60_000)] = 200.0
     """Deadline of one classification call (embedded: waiting in the batch
     queue plus encoding; past it the policy's ``failure_mode`` applies)."""
-    encoder_variant: Literal["fp32", "int8"] = "fp32"
-    """Embedded encoder precision. ``int8`` (built by ``llm-router models build --int8``)
-    runs about 2.5x faster on a CPU, but its embeddings differ (cosine 0.98-0.99 to
-    fp32) and heads are trained on fp32 ones: measured, 98.8% of Banking77 intent
-    decisions agree (same accuracy), but only 91% of task_router decisions on Dolly
-    prompts. An opt-in for latency, not the default."""
+    encoder_variant: Literal["fp32", "int8"] | None = None
+    """Embedded encoder precision. ``None``: the one each model was trained on (its
+    ``labels.json`` says; the built-in models use ``int8``, about 2.5x faster on a
+    CPU than ``fp32``). Forcing the other one runs the head on embeddings it was
+    not trained on (cosine 0.97-0.99 to the trained ones): some decisions change."""
     model_repository: str | None = None
     """Directory of the model repository (Triton layout) that embedded ``model``
     classifiers load from; a relative path is taken from the proxy's working

@@ -71,7 +71,7 @@ class EncoderInfo:
         entry = self.data["variants"].get(variant)
         if entry is None:
             raise EncoderNotBuilt(f"the {variant} variant of the {ENCODER_NAME} encoder is not built in "
-                                  f"{self.directory}; run `{BUILD_COMMAND}{' --int8' if variant == 'int8' else ''}`")
+                                  f"{self.directory}; run `{BUILD_COMMAND}`")
         return self.directory / entry["file"]
 
     def verify(self, variant: Variant = "fp32") -> None:

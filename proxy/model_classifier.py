@@ -5,16 +5,20 @@ and Triton's Python backend::
 
     <repository>/<model>/config.pbtxt      Triton's (not read here)
     <repository>/<model>/<version>/head.npz
-        weight (C, 384), bias (C,): softmax(weight @ e + bias) over the C labels
-        optional score_weight (K, 384), score_bias (K,): sigmoid scores (complexity)
+        weight (C, D), bias (C,): softmax(weight @ x + bias) over the C labels, where x is
+        the head's input (``head_inputs``): one embedding per view, then the lexical vector
+        optional score_weight (K, D), score_bias (K,): sigmoid scores (complexity)
     <repository>/<model>/<version>/labels.json
         {"labels": [...C names in output order], "policy_type": "task"|"complexity"|"custom",
-         "encoder": "all-MiniLM-L6-v2", "unknown_label": "Unknown" | null,
+         "encoder": "all-MiniLM-L6-v2", "encoder_variant": "fp32"|"int8" (default fp32),
+         "views": ["full"|"lead", ...] (default ["full"]), "unknown_label": "Unknown" | null,
          "score_names": [...K names] (optional), "score_weights": {name: weight} (optional),
          "unknown_threshold": float (optional)}
+    <repository>/<model>/<version>/vocabulary.json (optional)
+        the lexicon: terms, idf and the view they are counted in (``head_inputs.Lexicon``)
 
 The highest numeric version is used, as Triton does. ``classify_embeddings``
-is the whole head math as a plain function, for the Triton backend to reuse.
+and ``head_outputs`` are the whole head math as plain functions, for the Triton backend to reuse.
 
 Encoding is the expensive part, so it runs off the event loop in one worker
 thread shared by every model policy of the process (``EmbeddedRuntime``), and
@@ -42,6 +46,7 @@ from .classifiers import Classification, Classifier, ClassifierInput, Classifier
 from .config import ClassifierBackend, ModelClassifierRef, PolicyConfig
 from .conversation import classifier_text
 from .encoder import ENCODER_NAME, SentenceEncoder, Variant, encoder_dir, load_encoder, read_info
+from .head_inputs import VIEWS, VOCABULARY_FILE, Lexicon, view_texts
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +91,18 @@ class Head:
     score_weight: np.ndarray | None = None
     score_bias: np.ndarray | None = None
     score_weights: dict[str, float] = field(default_factory=dict)
+    views: tuple[str, ...] = ("full",)
+    """The classifier text's views whose embeddings, side by side, start the input."""
+    encoder_variant: Variant = "fp32"
+    """The encoder precision the head was trained on, and so runs on."""
+    lexicon: Lexicon | None = None
+    groups: dict[str, str] = field(default_factory=dict)
+    """Label -> group (optional): policies may route a group instead of each of its labels."""
+
+    @property
+    def route_names(self) -> list[str]:
+        """What a policy's routes may name: the categories, and the groups."""
+        return [*self.categories, *sorted(set(self.groups.values()) - set(self.categories))]
 
     @property
     def categories(self) -> list[str]:
@@ -94,8 +111,13 @@ class Head:
         return [*self.labels, *extra]
 
     @property
-    def dim(self) -> int:
-        return int(self.weight.shape[1])
+    def embedding_dim(self) -> int:
+        """The embedding part of the input: the encoder's dimension times the number of views."""
+        return int(self.weight.shape[1]) - (self.lexicon.size if self.lexicon else 0)
+
+    def encoder_texts(self, text: str) -> list[str]:
+        """What to encode for one classifier text, in input order."""
+        return view_texts(text, self.views)
 
 
 def resolve_repository(configured: str | None) -> Path:
@@ -119,20 +141,34 @@ def load_head(repository: Path, name: str) -> Head:
         meta = json.loads((directory / LABELS_FILE).read_text(encoding="utf-8"))
         with np.load(directory / HEAD_FILE, allow_pickle=False) as arrays:
             loaded = {key: np.asarray(arrays[key], dtype=np.float32) for key in arrays.files}
+        vocabulary = None
+        if (directory / VOCABULARY_FILE).is_file():
+            vocabulary = json.loads((directory / VOCABULARY_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ModelError(f"model {name!r}: cannot read {directory}: {exc}") from None
-    return _checked_head(name, directory, meta, loaded)
+    return _checked_head(name, directory, meta, loaded, vocabulary)
 
 
-def _checked_head(name: str, directory: Path, meta: Any, arrays: dict[str, np.ndarray]) -> Head:
+def _checked_head(name: str, directory: Path, meta: Any, arrays: dict[str, np.ndarray],
+                  vocabulary: Any = None) -> Head:
     def fail(problem: str) -> ModelError:
         return ModelError(f"model {name!r} ({directory}): {problem}")
 
     if not isinstance(meta, dict):
         raise fail(f"{LABELS_FILE} is not a JSON object")
-    if meta.get("views", ["full"]) != ["full"]:
-        raise fail(f"trained on input views {meta['views']}; this proxy feeds the head one embedding of the "
-                   "whole text (retrain without --views)")
+    views = meta.get("views", ["full"])
+    if not (isinstance(views, list) and views and all(view in VIEWS for view in views)
+            and len(set(views)) == len(views)):
+        raise fail(f"\"views\" must be a non-empty list of distinct views from {list(VIEWS)}, got {views!r}")
+    variant = meta.get("encoder_variant", "fp32")
+    if variant not in ("fp32", "int8"):
+        raise fail(f"\"encoder_variant\" must be \"fp32\" or \"int8\", got {variant!r}")
+    lexicon = None
+    if vocabulary is not None:
+        try:
+            lexicon = Lexicon.from_json(vocabulary)
+        except ValueError as exc:
+            raise fail(f"{VOCABULARY_FILE}: {exc}") from None
     labels = meta.get("labels")
     if not (isinstance(labels, list) and labels and all(isinstance(x, str) and x for x in labels)):
         raise fail(f"{LABELS_FILE} needs \"labels\": a non-empty list of names")
@@ -161,28 +197,48 @@ def _checked_head(name: str, directory: Path, meta: Any, arrays: dict[str, np.nd
     if not score_weights and score_names and sorted(score_names) == sorted(NVIDIA_COMPLEXITY_WEIGHTS):
         score_weights = dict(NVIDIA_COMPLEXITY_WEIGHTS)
     threshold = meta.get("unknown_threshold")
+    groups = meta.get("groups") or {}
+    if not (isinstance(groups, dict) and all(isinstance(value, str) and value for value in groups.values())
+            and set(groups) <= set(labels)):
+        raise fail("\"groups\" must map labels to non-empty group names")
+    if lexicon is not None and weight.shape[1] <= lexicon.size:
+        raise fail(f"weight has {weight.shape[1]} input columns, not more than the {lexicon.size} lexicon terms")
     return Head(name=name, directory=directory, labels=labels, policy_type=str(meta.get("policy_type", "custom")),
                 weight=weight, bias=bias, unknown_label=meta.get("unknown_label") or None,
                 unknown_threshold=float(threshold) if threshold is not None else None,
                 score_names=score_names, score_weight=score_weight, score_bias=score_bias,
-                score_weights=score_weights)
+                score_weights=score_weights, views=tuple(views), encoder_variant=variant, lexicon=lexicon,
+                groups=dict(groups))
 
 
-def head_outputs(head: Head, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Class probabilities (N, C) and sigmoid scores (N, K) or ``None``, for embeddings (N, dim)."""
-    logits = embeddings @ head.weight.T + head.bias
+def head_input(head: Head, embeddings: np.ndarray, texts: list[str]) -> np.ndarray:
+    """The input rows (N, D): the embeddings (N, embedding_dim) of ``head.encoder_texts`` of each
+    classifier text, then the lexical vector of the text when the head has a lexicon."""
+    if embeddings.shape != (len(texts), head.embedding_dim):
+        raise ValueError(f"model {head.name!r}: expected embeddings of shape ({len(texts)}, {head.embedding_dim}), "
+                         f"got {embeddings.shape}")
+    if head.lexicon is None:
+        return embeddings
+    return np.hstack([embeddings, head.lexicon.vectors(texts)])
+
+
+def head_outputs(head: Head, embeddings: np.ndarray, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Class probabilities (N, C) and sigmoid scores (N, K) or ``None`` for N classifier texts and
+    their embeddings (N, embedding_dim)."""
+    x = head_input(head, embeddings, texts)
+    logits = x @ head.weight.T + head.bias
     logits -= logits.max(axis=1, keepdims=True)
     probabilities = np.exp(logits)
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     scores = None
     if head.score_weight is not None and head.score_bias is not None:
-        scores = 1.0 / (1.0 + np.exp(-(embeddings @ head.score_weight.T + head.score_bias)))
+        scores = 1.0 / (1.0 + np.exp(-(x @ head.score_weight.T + head.score_bias)))
     return probabilities, scores
 
 
-def classify_embeddings(head: Head, embeddings: np.ndarray) -> list[Classification]:
-    """The head's decision for each embedding (N, dim)."""
-    probabilities, scores = head_outputs(head, np.atleast_2d(np.asarray(embeddings, dtype=np.float32)))
+def classify_embeddings(head: Head, embeddings: np.ndarray, texts: list[str]) -> list[Classification]:
+    """The head's decision for each classifier text, given its embeddings (N, embedding_dim)."""
+    probabilities, scores = head_outputs(head, np.atleast_2d(np.asarray(embeddings, dtype=np.float32)), texts)
     return classifications_from_outputs(head, probabilities, scores)
 
 
@@ -205,7 +261,10 @@ def classifications_from_outputs(head: Head, probabilities: np.ndarray,
             named = {name: float(value) for name, value in zip(head.score_names, scores[row], strict=True)}
             if head.score_weights:
                 named[OVERALL] = float(sum(weight * named[name] for name, weight in head.score_weights.items()))
-        results.append(Classification(category, confidences, named))
+        group = head.groups.get(category)
+        group_confidence = sum(p for label, p in confidences.items() if head.groups.get(label) == group) \
+            if group is not None else 0.0
+        results.append(Classification(category, confidences, named, group, group_confidence))
     return results
 
 
@@ -382,11 +441,12 @@ class ModelClassifier:
         text = classifier_text(request.turns)
         await self.runtime.warm_up()  # the first load is not the request's deadline's business
         try:
-            embedding = await asyncio.wait_for(self.runtime.embed(text), self.timeout)
+            embeddings = await asyncio.wait_for(
+                asyncio.gather(*(self.runtime.embed(part) for part in self.head.encoder_texts(text))), self.timeout)
         except TimeoutError:
             raise ClassifierUnavailable(f"model {self.head.name!r}: no embedding within "
                                         f"{self.timeout * 1000 if self.timeout else 0:.0f} ms") from None
-        return classify_embeddings(self.head, embedding[None, :])[0]
+        return classify_embeddings(self.head, np.concatenate(embeddings)[None, :], [text])[0]
 
 
 def build_model_classifier(policy: PolicyConfig, ref: ModelClassifierRef, backend: ClassifierBackend,
@@ -397,18 +457,21 @@ def build_model_classifier(policy: PolicyConfig, ref: ModelClassifierRef, backen
     the labels, so both paths decide alike."""
     repository = resolve_repository(backend.model_repository)
     head = load_head(repository, ref.model)
-    categories = head.categories
-    unknown = [category for category in policy.routes if category not in categories]
+    names = head.route_names
+    unknown = [category for category in policy.routes if category not in names]
     if unknown:
+        groups = sorted(set(head.groups.values()))
         raise ModelError(f"policy {policy.name!r}: routes name categories that model {ref.model!r} never "
-                         f"returns: {unknown}; its categories: {categories}")
+                         f"returns: {unknown}; its categories: {head.categories}"
+                         + (f"; its groups: {groups}" if groups else ""))
     if backend.triton_url is not None:
         from .triton_classifier import TritonClassifier
 
         return TritonClassifier(head, resources.triton(backend.triton_url), timeout=backend.timeout_ms / 1000)
+    variant = backend.encoder_variant or head.encoder_variant
     info = read_info(encoder_dir())
-    info.model_path(backend.encoder_variant)  # built? (the checksum is checked when it loads)
-    if info.dim != head.dim:
-        raise ModelError(f"model {ref.model!r} expects {head.dim}-dimensional embeddings; the encoder gives "
-                         f"{info.dim}")
-    return ModelClassifier(head, resources.runtime(backend.encoder_variant), timeout=backend.timeout_ms / 1000)
+    info.model_path(variant)  # built? (the checksum is checked when it loads)
+    if info.dim * len(head.views) != head.embedding_dim:
+        raise ModelError(f"model {ref.model!r} expects {head.embedding_dim} embedding inputs ({len(head.views)} "
+                         f"view(s)); the encoder gives {info.dim} per view")
+    return ModelClassifier(head, resources.runtime(variant), timeout=backend.timeout_ms / 1000)

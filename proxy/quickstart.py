@@ -261,6 +261,30 @@ def quickstart_servers(config: RouterConfig) -> list[ServerSpec]:
     return specs
 
 
+def ensure_encoder() -> str | None:
+    """Build the sentence encoder the trained policies run on, the first time (about 15 s); the
+    problem as one line when it cannot be built here."""
+    from .encoder import EncoderNotBuilt, encoder_dir, read_info
+
+    try:
+        info = read_info(encoder_dir())
+        for variant in ("fp32", "int8"):
+            info.verify(variant)
+        return None
+    except EncoderNotBuilt:
+        pass
+    try:
+        from .encoder_build import BuildError, build_encoder
+    except ImportError as exc:  # pragma: no cover - the build extra is part of the quick start's install
+        return f"the sentence encoder is not built and cannot be ({exc}); pip install 'llm-router[build]'"
+    print("building the sentence encoder for the trained policies (once, about 15 s) ...", flush=True)
+    try:
+        build_encoder(log=lambda line: print(f"  {line}", flush=True))
+    except (BuildError, ImportError) as exc:
+        return f"building the sentence encoder failed: {exc}"
+    return None
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -271,6 +295,10 @@ def run_quickstart(host: str, port: int) -> int:
     from .config_file import ConfigError, load_config_file
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    problem = ensure_encoder()
+    if problem:
+        print(f"llm-router quickstart: {problem}", file=sys.stderr)
+        return 1
     try:
         config = load_config_file(QUICKSTART_CONFIG)
     except ConfigError as exc:
@@ -319,7 +347,8 @@ def _banner(host: str, port: int, config: RouterConfig, specs: Sequence[ServerSp
 llm-router quick start: the router on {url}/v1, config {QUICKSTART_CONFIG} (edits apply live)
 {llms}
 
-Ask it something (code prompts go to gemma-strong; summaries and questions to gemma-fast):
+Policies: {model} (the trained task classifier, default), router:complexity_router,
+router:keyword_router (keyword rules); code prompts go to gemma-strong, summaries and chat to gemma-fast:
 
   curl -s {url}/v1/chat/completions -H 'Content-Type: application/json' \\
     -d '{{"model": "{model}", "max_tokens": 64,

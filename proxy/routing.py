@@ -127,19 +127,24 @@ def decide_manual(policy: PolicyConfig, category: str) -> RouteDecision:
 
 def decide_classified(policy: PolicyConfig, result: Classification, *, classifier: str,
                       seconds: float) -> RouteDecision:
-    """Map a classification to a route, applying the confidence threshold."""
+    """Map a classification to a route, applying the confidence threshold. A category without a route
+    of its own takes its group's route when the model groups its labels and the policy routes the group
+    (then the group's summed confidence is what the threshold applies to)."""
     category = result.category
     confidence = result.confidence
+    routed_as = category
+    if category is not None and category not in policy.routes and result.group in policy.routes:
+        routed_as, confidence = result.group, result.group_confidence
     if category is None:
         reason: Reason = "no_match"
     elif confidence < policy.min_confidence:
         reason = "low_confidence"
-    elif category not in policy.routes:
+    elif routed_as not in policy.routes:
         reason = "unrouted_category"
     else:
         reason = "classified"
-    route = category if reason == "classified" and category is not None else "default"
-    candidates = policy.routes[category] if route != "default" and category is not None else policy.default_route
+    route = routed_as if reason == "classified" and routed_as is not None else "default"
+    candidates = policy.routes[route] if route != "default" else policy.default_route
     return RouteDecision(policy=policy.name, category=category, confidence=confidence if category else None,
                          route=route, reason=reason, candidates=tuple(candidates),
                          confidences=result.confidences, scores=result.scores, classifier=classifier,

@@ -1,7 +1,8 @@
 """The Triton Python-backend model behind every policy in ``triton_models/``.
 
 Each model's ``1/model.py`` only imports ``TritonPythonModel`` from here, so
-Triton and the embedded path run the same encoder and the same head math
+Triton and the embedded path run the same encoder, the same head inputs
+(``head_inputs``: views and lexicon) and the same head math
 (``model_classifier.head_outputs``): the same prompt gets the same decision
 from both. Triton's dynamic batcher hands ``execute`` several requests at
 once; their texts are encoded as one batch.
@@ -32,7 +33,7 @@ class TritonPythonModel:
         model_dir = Path(args["model_repository"])
         self.head = load_head(model_dir.parent, model_dir.name)
         threads = int(os.environ.get("LLM_ROUTER_ENCODER_THREADS", "1"))
-        self.encoder = load_encoder(intra_op_num_threads=threads)
+        self.encoder = load_encoder(intra_op_num_threads=threads, variant=self.head.encoder_variant)
 
     def execute(self, requests: list[Any]) -> list[Any]:
         import triton_python_backend_utils as pb_utils  # provided by Triton's Python stub
@@ -44,7 +45,10 @@ class TritonPythonModel:
             sizes.append(len(batch))
             texts.extend(item.decode("utf-8", errors="replace") if isinstance(item, bytes) else str(item)
                          for item in batch)
-        probabilities, scores = head_outputs(self.head, self.encoder.encode(texts))
+        views = len(self.head.views)
+        parts = [part for text in texts for part in self.head.encoder_texts(text)]
+        embeddings = self.encoder.encode(parts).reshape(len(texts), views * self.encoder.dim)
+        probabilities, scores = head_outputs(self.head, embeddings, texts)
         responses = []
         start = 0
         for size in sizes:

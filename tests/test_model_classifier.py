@@ -27,6 +27,7 @@ from llm_router.proxy.model_classifier import (
     ModelClassifier,
     ModelError,
     classify_embeddings,
+    head_input,
     load_head,
 )
 from openai import AsyncOpenAI
@@ -70,7 +71,7 @@ def user(text: str) -> ClassifierInput:
 def test_softmax_head_picks_the_nearest_anchor(anchor_repository: Path,
                                                session_encoder: SentenceEncoder) -> None:
     head = load_head(anchor_repository, "anchors")
-    results = classify_embeddings(head, session_encoder.encode(list(PROMPTS.values())))
+    results = classify_embeddings(head, session_encoder.encode(list(PROMPTS.values())), list(PROMPTS.values()))
     assert [result.category for result in results] == list(PROMPTS)
     for result in results:
         assert set(result.confidences) == set(ANCHORS)
@@ -87,7 +88,7 @@ def test_complexity_scores_and_nvidia_weighted_overall(tmp_path: Path) -> None:
                score_names=names, score_weight=score_weight, score_bias=np.zeros(len(names)))
     head = load_head(tmp_path, "complexity")
     embedding = np.array([0.1, 0.9, 0.3, -0.2], np.float32)
-    (result,) = classify_embeddings(head, embedding)
+    (result,) = classify_embeddings(head, embedding, ["unused: no lexicon"])
     assert result.category == "high"
     expected = {name: 1 / (1 + np.exp(-(score_weight[index] @ embedding))) for index, name in enumerate(names)}
     for name, value in expected.items():
@@ -103,11 +104,68 @@ def test_explicit_score_weights_and_unknown_below_threshold(tmp_path: Path) -> N
                score_weights={"x": 0.75, "y": 0.25})
     head = load_head(tmp_path, "m")
     assert head.categories == ["a", "b", "Unknown"]
-    sure, unsure = classify_embeddings(head, np.array([[10.0, 0.0], [0.1, 0.0]], np.float32))
+    sure, unsure = classify_embeddings(head, np.array([[10.0, 0.0], [0.1, 0.0]], np.float32), ["a", "b"])
     assert sure.category == "a"
     assert unsure.category == "Unknown"
     assert unsure.confidence == pytest.approx(1 - unsure.confidences["a"])
     assert sure.scores == {"x": 0.5, "y": 0.5, OVERALL: pytest.approx(0.5)}
+
+
+LONG_PROMPT = ("Summarize the following report for the board. " + "Revenue grew in every region this quarter. " * 12
+               + "Keep it to three bullet points.")
+
+
+def write_lexicon_head(repository: Path) -> Path:
+    """Two views (768 inputs) and a 3-term lexicon on the lead view: weight (2, 771)."""
+    from llm_router.proxy.head_inputs import Lexicon
+
+    rng = np.random.default_rng(1)
+    weight = rng.normal(size=(2, 768 + 3))
+    directory = write_head(repository, "lexical", weight, np.zeros(2), ["short", "long"], views=["full", "lead"],
+                           encoder_variant="fp32")
+    Lexicon("lead", {"board": 0, "points": 1, "summarize": 2}, np.array([1.0, 2.0, 1.5], np.float32)).write(directory)
+    return directory
+
+
+def test_head_input_is_the_view_embeddings_then_the_lexical_vector(tmp_path: Path,
+                                                                  session_encoder: SentenceEncoder) -> None:
+    write_lexicon_head(tmp_path)
+    head = load_head(tmp_path, "lexical")
+    assert head.views == ("full", "lead") and head.embedding_dim == 768 and head.lexicon is not None
+    parts = head.encoder_texts(LONG_PROMPT)
+    assert parts[0] == LONG_PROMPT and parts[1].startswith("Summarize the following") and "..." in parts[1]
+    embeddings = session_encoder.encode(parts).reshape(1, 768)
+    x = head_input(head, embeddings, [LONG_PROMPT])
+    np.testing.assert_array_equal(x[0, :768], embeddings[0])
+    np.testing.assert_array_equal(x[:, 768:], head.lexicon.vectors([LONG_PROMPT]))
+    assert (x[0, 768:] > 0).all()  # "summarize", "board" and "points" are all in the lead view
+    with pytest.raises(ValueError, match="expected embeddings of shape"):
+        head_input(head, embeddings[:, :384], [LONG_PROMPT])
+
+
+async def test_the_embedded_classifier_feeds_every_view_and_the_lexicon(tmp_path: Path,
+                                                                       session_encoder: SentenceEncoder) -> None:
+    write_lexicon_head(tmp_path)
+    head = load_head(tmp_path, "lexical")
+    runtime = EmbeddedRuntime(lambda: session_encoder)
+    try:
+        result = await ModelClassifier(head, runtime).classify(user(LONG_PROMPT))
+    finally:
+        await runtime.aclose()
+    (expected,) = classify_embeddings(head, session_encoder.encode(head.encoder_texts(LONG_PROMPT)).reshape(1, -1),
+                                      [LONG_PROMPT])
+    assert result.category == expected.category
+    for label, value in expected.confidences.items():
+        assert result.confidences[label] == pytest.approx(value, abs=1e-5)
+
+
+def test_a_lexicon_wider_than_the_weights_is_refused(tmp_path: Path) -> None:
+    from llm_router.proxy.head_inputs import Lexicon
+
+    directory = write_head(tmp_path, "m", np.eye(2, 3), np.zeros(2), ["a", "b"])
+    Lexicon("lead", {"aa": 0, "bb": 1, "cc": 2}, np.ones(3, np.float32)).write(directory)
+    with pytest.raises(ModelError, match="not more than the 3 lexicon terms"):
+        load_head(tmp_path, "m")
 
 
 def test_the_latest_version_directory_wins(tmp_path: Path) -> None:
@@ -124,6 +182,10 @@ def test_the_latest_version_directory_wins(tmp_path: Path) -> None:
     ({"weight": np.eye(2, 4), "bias": np.zeros(2)}, {"labels": ["a", "b"], "score_names": ["x"]}, "score_weight"),
     ({"weight": np.eye(2, 4), "bias": np.zeros(2), "score_weight": np.zeros((1, 4)), "score_bias": np.zeros(1)},
      {"labels": ["a", "b"], "score_names": ["x"], "score_weights": {"z": 1}}, "'z'"),
+    ({"weight": np.eye(2, 4), "bias": np.zeros(2)}, {"labels": ["a", "b"], "views": ["middle"]}, "distinct views"),
+    ({"weight": np.eye(2, 4), "bias": np.zeros(2)}, {"labels": ["a", "b"], "views": ["lead", "lead"]},
+     "distinct views"),
+    ({"weight": np.eye(2, 4), "bias": np.zeros(2)}, {"labels": ["a", "b"], "encoder_variant": "fp16"}, "fp16"),
 ])
 def test_malformed_model_directories_are_refused(tmp_path: Path, arrays: dict[str, Any], meta: dict[str, Any],
                                                  message: str) -> None:
@@ -157,8 +219,21 @@ def test_an_unknown_model_names_the_models_there(anchor_repository: Path, encode
         build(model_config(anchor_repository, policy=policy))
 
 
-def test_the_int8_encoder_must_be_built_to_be_chosen(anchor_repository: Path, encoder_env: Path) -> None:
-    with pytest.raises(ConfigError, match="llm-router models build --int8"):
+def test_the_int8_encoder_must_be_built_to_be_chosen(anchor_repository: Path, encoder_cache: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """An fp32-only build (``models build --fp32-only``) cannot serve an int8 head."""
+    import json
+    import shutil
+
+    fp32_only = tmp_path / "encoders" / "all-MiniLM-L6-v2"
+    shutil.copytree(encoder_cache / "encoders" / "all-MiniLM-L6-v2", fp32_only,
+                    ignore=shutil.ignore_patterns("*.int8.onnx"))
+    info = json.loads((fp32_only / "encoder.json").read_text())
+    del info["variants"]["int8"]
+    (fp32_only / "encoder.json").write_text(json.dumps(info))
+    monkeypatch.setenv("LLM_ROUTER_CACHE", str(tmp_path))
+    build(model_config(anchor_repository))  # the anchors head is fp32: fine
+    with pytest.raises(ConfigError, match=r"int8 variant .* not built.*run `llm-router models build`"):
         build(model_config(anchor_repository, backend={"encoder_variant": "int8"}))
 
 
@@ -368,3 +443,38 @@ async def test_encoder_trouble_follows_failure_mode(anchor_repository: Path, enc
         metrics = await response.text()
     if failure_mode == "open":
         assert 'reason="classifier_failed"' in metrics
+
+
+async def test_the_intent_router_routes_banking77_groups_end_to_end(encoder_env: Path, upstreams, router) -> None:
+    """The custom policy of the issue: Banking77's 77 intents, routed by their 10 support groups."""
+    from llm_router.proxy.model_classifier import DEFAULT_MODEL_REPOSITORY
+
+    head = load_head(DEFAULT_MODEL_REPOSITORY, "intent_router")
+    security = sorted(label for label, group in head.groups.items() if group == "security")
+    fast, strong = await upstreams("fast"), await upstreams("strong")
+    running = await router({
+        "router": {"default_policy": "support", "classifier_backend": {"timeout_ms": 30_000}},
+        "llms": [llm("fast", fast), llm("strong", strong)],
+        "policies": [{"name": "support", "classifier": {"type": "model", "model": "intent_router"},
+                      "routes": {"security": ["strong", "fast"]}, "default_route": ["fast"]}]})
+    client = AsyncOpenAI(base_url=running.base_url, api_key="unused")
+    try:
+        stolen = await client.post("/route", cast_to=dict, body={
+            "model": "router:support",
+            "messages": [{"role": "user", "content": "Someone stole my card last night, block it right away!"}]})
+        answer = await client.chat.completions.create(model="router:support", messages=[
+            {"role": "user", "content": "How long does a bank transfer top up take?"}])
+    finally:
+        await client.close()
+    assert stolen["category"] in security and stolen["route"] == "security" and stolen["chosen_llm"] == "strong"
+    assert answer.choices[0].message.content and len(fast.received) == 1 and not strong.received
+
+
+def test_the_quick_start_config_serves_the_trained_policies(encoder_env: Path) -> None:
+    from llm_router.proxy.config_file import load_config_file
+    from llm_router.proxy.quickstart import QUICKSTART_CONFIG, ensure_encoder
+
+    assert ensure_encoder() is None  # built already: nothing to do
+    active = ActiveConfig.build(load_config_file(QUICKSTART_CONFIG))
+    assert [policy.name for policy in active.config.policies] == ["task_router", "complexity_router", "keyword_router"]
+    assert active.config.router.default_policy == "task_router"

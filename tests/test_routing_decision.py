@@ -194,6 +194,31 @@ def test_decide_classified(result: Classification, expected: RouteDecision) -> N
     assert decide_classified(POLICY, result, classifier="rules", seconds=0.25) == expected
 
 
+GROUPED = PolicyConfig.model_validate({
+    "name": "support", "classifier": {"type": "model", "model": "intent_router"},
+    "routes": {"security": ["strong"], "lost_or_stolen_card": ["strong", "fast"]}, "default_route": ["fast"],
+    "min_confidence": 0.5})
+
+
+@pytest.mark.parametrize(("result", "route", "reason", "candidates"), [
+    pytest.param(Classification("compromised_card", {"compromised_card": 0.4, "lost_or_stolen_card": 0.3},
+                                group="security", group_confidence=0.7),
+                 "security", "classified", ("strong",), id="the group's route, its summed confidence"),
+    pytest.param(Classification("lost_or_stolen_card", {"lost_or_stolen_card": 0.6}, group="security",
+                                group_confidence=0.9),
+                 "lost_or_stolen_card", "classified", ("strong", "fast"), id="a label's own route wins"),
+    pytest.param(Classification("compromised_card", {"compromised_card": 0.3}, group="security",
+                                group_confidence=0.4),
+                 "default", "low_confidence", ("fast",), id="the threshold applies to the group"),
+    pytest.param(Classification("top_up_failed", {"top_up_failed": 0.9}, group="top_up", group_confidence=0.95),
+                 "default", "unrouted_category", ("fast",), id="an unrouted group"),
+])
+def test_a_grouped_model_routes_by_group(result: Classification, route: str, reason: str,
+                                         candidates: tuple[str, ...]) -> None:
+    got = decide_classified(GROUPED, result, classifier="embedded", seconds=0.0)
+    assert (got.category, got.route, got.reason, got.candidates) == (result.category, route, reason, candidates)
+
+
 def test_decision_as_dict() -> None:
     got = decide_classified(POLICY, Classification("code", {"code": 1.0}), classifier="rules", seconds=0.0012345)
     assert got.as_dict() == {

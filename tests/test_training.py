@@ -27,7 +27,6 @@ from llm_router.training.train import (
     main,
     per_class_metrics,
 )
-from llm_router.training.views import lead_view, view_texts
 
 SUBJECTS = ["the weather", "my cat", "a new job", "the weekend", "football", "cooking", "a trip to Rome", "music",
             "the garden", "a birthday", "my sister", "the gym", "a rainy day", "coffee", "the beach", "a movie"]
@@ -70,6 +69,12 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("embedding-cache")
 
 
+@pytest.fixture(autouse=True)
+def _built_encoder(encoder_env: Path) -> None:
+    """Training embeds with the run-time ONNX encoder (int8 by default): the session's build, never the
+    user's cache."""
+
+
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A 3-class set: 240 training rows, 60 held-out rows, as JSONL and CSV."""
@@ -105,13 +110,16 @@ def test_writes_a_triton_model_directory(custom_model: Path) -> None:
     assert "SCORES" not in config
     assert re.search(r"instance_group \[\s*\{\s*kind: KIND_CPU\s*count: 1\s*\}\s*\]", config)
 
+    vocabulary = json.loads((custom_model / "1" / "vocabulary.json").read_text())
+    terms = len(vocabulary["terms"])
+    assert vocabulary["view"] == "lead" and 20 < terms < 200 and "python" in vocabulary["terms"]
     with np.load(custom_model / "1" / "head.npz") as head:
         assert sorted(head.files) == ["bias", "weight"]
-        assert head["weight"].shape == (3, 384) and head["weight"].dtype == np.float32
+        assert head["weight"].shape == (3, 384 + terms) and head["weight"].dtype == np.float32
         assert head["bias"].shape == (3,) and head["bias"].dtype == np.float32
     meta = json.loads((custom_model / "1" / "labels.json").read_text())
     assert meta == {"labels": ["chat", "code", "math"], "policy_type": "custom", "encoder": "all-MiniLM-L6-v2",
-                    "unknown_label": None}
+                    "encoder_variant": "int8", "views": ["lead"], "unknown_label": None}
     report = json.loads((custom_model / "report.json").read_text())
     assert report["data"]["train_rows"] == 240 and report["data"]["heldout_rows"] == 60
     assert report["heldout"]["accuracy"] > 0.9  # three easy classes
@@ -144,6 +152,7 @@ def test_same_seed_gives_identical_heads(custom_model: Path, small: dict[str, Pa
                  "--heldout", small["heldout"]) == 0
     assert (again / "1" / "head.npz").read_bytes() == (custom_model / "1" / "head.npz").read_bytes()
     assert (again / "1" / "labels.json").read_text() == (custom_model / "1" / "labels.json").read_text()
+    assert (again / "1" / "vocabulary.json").read_text() == (custom_model / "1" / "vocabulary.json").read_text()
     assert (again / "config.pbtxt").read_text() == (custom_model / "config.pbtxt").read_text()
 
 
@@ -202,7 +211,7 @@ def test_complexity_head_has_score_outputs(tmp_path: Path, cache_dir: Path) -> N
     assert meta["score_names"] == SCORE_NAMES and meta["score_weights"] == SCORE_WEIGHTS
     assert meta["unknown_label"] is None
     with np.load(out / "1" / "head.npz") as head:
-        assert head["score_weight"].shape == (6, 384) and head["score_bias"].shape == (6,)
+        assert head["score_weight"].shape == (6, head["weight"].shape[1]) and head["score_bias"].shape == (6,)
         assert head["score_weight"].dtype == np.float32
     assert set(json.loads((out / "report.json").read_text())["scores"]) == {*SCORE_NAMES, "overall"}
 
@@ -218,23 +227,41 @@ def test_task_policy_uses_the_builtin_label_order(tmp_path: Path, cache_dir: Pat
     assert 0 < meta["unknown_threshold"] < 1
 
 
-def test_two_views_double_the_head_input(small: dict[str, Path], cache_dir: Path, tmp_path: Path) -> None:
+def test_two_views_fp32_and_no_lexicon(small: dict[str, Path], cache_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "two_views"
+    (out / "1").mkdir(parents=True)
+    (out / "1" / "vocabulary.json").write_text("{}")  # left from an earlier training with a lexicon
     assert train(out, cache_dir, "--policy-type", "custom", "--data", small["train"], "--heldout", small["heldout"],
-                 "--views", "full,lead") == 0
+                 "--views", "full,lead", "--lexical", "none", "--encoder-variant", "fp32") == 0
     with np.load(out / "1" / "head.npz") as head:
         assert head["weight"].shape == (3, 768)
-    assert json.loads((out / "1" / "labels.json").read_text())["views"] == ["full", "lead"]
+    meta = json.loads((out / "1" / "labels.json").read_text())
+    assert meta["views"] == ["full", "lead"] and meta["encoder_variant"] == "fp32"
+    assert not (out / "1" / "vocabulary.json").exists()
+    assert json.loads((out / "report.json").read_text())["head"]["lexicon"] is None
 
 
-@pytest.mark.parametrize(("text", "lead"), [
-    ("short prompt stays as it is", "short prompt stays as it is"),
-    (" ".join(f"w{i}" for i in range(40)),
-     " ".join(f"w{i}" for i in range(16)) + " ... " + " ".join(f"w{i}" for i in range(32, 40))),
-])
-def test_lead_view(text: str, lead: str) -> None:
-    assert lead_view(text) == lead
-    assert view_texts(text, ["full", "lead"]) == [text, lead]
+async def test_a_trained_model_serves_embedded_with_the_decisions_of_its_report(custom_model: Path,
+                                                                               small: dict[str, Path]) -> None:
+    """The run time (views, lexicon, int8 encoder) reproduces what training evaluated: the same held-out
+    predictions, row for row, as the report's confusion matrix."""
+    from llm_router.proxy.classifiers import ClassifierInput
+    from llm_router.proxy.conversation import Turn
+    from llm_router.proxy.model_classifier import EmbeddedRuntime, ModelClassifier, load_head
+
+    head = load_head(custom_model.parent, custom_model.name)
+    runtime = EmbeddedRuntime(variant=head.encoder_variant)
+    rows = [json.loads(line) for line in small["heldout"].read_text().splitlines()]
+    try:
+        results = [await ModelClassifier(head, runtime).classify(ClassifierInput([Turn("user", row["text"])], {}))
+                   for row in rows]
+    finally:
+        await runtime.aclose()
+    matrix = np.zeros((3, 3), dtype=int)
+    for row, result in zip(rows, results, strict=True):
+        matrix[head.labels.index(row["label"]), head.labels.index(result.category)] += 1
+    report = json.loads((custom_model / "report.json").read_text())
+    assert matrix.tolist() == report["heldout"]["confusion_matrix"]["rows_true_columns_predicted"]
 
 
 BAD_INPUT = [
@@ -253,8 +280,8 @@ BAD_INPUT = [
      '{"text": "a", "label": "Chatbot"}\n{"text": "b", "label": "Banking"}\n',
      ("--policy-type", "task", "--heldout", "__SELF__"),
      "use --policy-type custom"),
-    ("bad views", "v.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n', ("--views", "lead"),
-     "expected 'full' or 'full,lead'"),
+    ("bad views", "v.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n', ("--views", "middle"),
+     "expected distinct views from full, lead"),
 ]
 
 

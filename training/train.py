@@ -2,10 +2,14 @@
 
 The encoder (all-MiniLM-L6-v2, see ``embed``) is frozen and shared by every
 policy, so a policy is only its head: a multinomial logistic regression
-(``softmax(W x + b)``, a few KB per class), plus for complexity one sigmoid
-regression per dimension score. That keeps models commit-sized, training to
-seconds on a CPU once embeddings are cached, and the run time to one encoder
-pass however many policies there are.
+(``softmax(W x + b)``), plus for complexity one sigmoid regression per
+dimension score. Its input ``x`` (``llm_router.proxy.head_inputs``) is the
+embedding of each chosen view of the text (default: the ``lead`` view, the
+first and last words, which holds the instruction and costs the encoder ~30
+tokens however long the prompt) and, by default, a TF-IDF vector over the
+lead view's words, with the lexicon fitted here and written beside the head.
+That keeps models commit-sized (a few hundred KB), training to seconds on a
+CPU once embeddings are cached, and the run time to one short encoder pass.
 
 Honest numbers: the report is computed on held-out rows only: ``--heldout``
 files, or else the rows of ``--data`` whose text falls under the data
@@ -32,10 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from llm_router.proxy.head_inputs import VIEWS, VOCABULARY_FILE, Lexicon, fit_lexicon, view_text
 from llm_router.proxy.triton_model_config import write_triton_files
 
 from .sources import DataError, SharedData, is_heldout, verify_manifest
-from .views import VIEWS, view_texts
 
 POLICY_TYPES = ("task", "complexity", "custom")
 TASK_LABELS = ["Brainstorming", "Chatbot", "Classification", "Closed QA", "Code Generation", "Extraction",
@@ -430,7 +434,8 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def write_model(out: Path, policy_type: str, labels: list[str], weight: np.ndarray, bias: np.ndarray,
                 score_head: tuple[np.ndarray, np.ndarray] | None, groups_map: dict[str, str] | None,
-                views: Sequence[str] = ("full",), unknown_threshold: float | None = None) -> None:
+                views: Sequence[str] = ("full",), unknown_threshold: float | None = None,
+                encoder_variant: str = "fp32", lexicon: Lexicon | None = None) -> None:
     from .embed import ENCODER_NAME
 
     version = out / "1"
@@ -440,17 +445,21 @@ def write_model(out: Path, policy_type: str, labels: list[str], weight: np.ndarr
         arrays["score_weight"], arrays["score_bias"] = (a.astype(np.float32) for a in score_head)
     write_npz(version / "head.npz", arrays)
     meta: dict[str, Any] = {"labels": labels, "policy_type": policy_type, "encoder": ENCODER_NAME,
+                            "encoder_variant": encoder_variant, "views": list(views),
                             "unknown_label": UNKNOWN_LABEL if policy_type == "task" else None}
     if unknown_threshold is not None and policy_type == "task":
         meta["unknown_threshold"] = unknown_threshold
-    if list(views) != ["full"]:
-        meta["views"] = list(views)  # input = concatenated embeddings of training.views.view_texts(text, views)
     if score_head is not None:
         meta["score_names"] = SCORE_NAMES
         meta["score_weights"] = SCORE_WEIGHTS
     if groups_map:
         meta["groups"] = {label: groups_map[label] for label in labels}
     (version / "labels.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n")
+    vocabulary = version / VOCABULARY_FILE
+    if lexicon is not None:
+        lexicon.write(version)
+    elif vocabulary.exists():  # retrained without lexical features: a stale lexicon must not be picked up
+        vocabulary.unlink()
     write_triton_files(out.resolve(), classes=len(labels), scores=len(SCORE_NAMES) if score_head is not None else 0)
 
 
@@ -468,9 +477,16 @@ def add_train_command(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--heldout", nargs="+", type=Path, metavar="FILE",
                         help="evaluation rows; default: the rows of --data under the sha256 rule")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--views", default="full", metavar="VIEWS",
-                        help="comma-separated texts whose embeddings the head reads: 'full' (default; the run-time "
-                             "contract) or 'full,lead' (adds the first and last words; see training/views.py)")
+    parser.add_argument("--views", default="lead", metavar="VIEWS",
+                        help="comma-separated views of the text whose embeddings the head reads: 'lead' (default: "
+                             "the first 16 and last 8 words), 'full' (the whole text, up to 256 tokens) or both "
+                             "(see llm_router.proxy.head_inputs)")
+    parser.add_argument("--lexical", default="lead", choices=[*VIEWS, "none"],
+                        help="the view whose words make TF-IDF features (default lead), or none")
+    parser.add_argument("--min-df", type=int, default=2,
+                        help="lexical features: keep words seen in at least this many training texts (default 2)")
+    parser.add_argument("--encoder-variant", default="int8", choices=["int8", "fp32"],
+                        help="encoder precision to train on and to serve with (default int8: ~2.5x faster on a CPU)")
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--label-column", default="label")
     parser.add_argument("--groups", type=Path, metavar="JSON",
@@ -534,14 +550,26 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     from .embed import EmbeddingCache, default_cache_dir, embed_texts, load_embedder
 
     t = time.perf_counter()
-    embedder = load_embedder(threads=args.threads)
+    embedder = load_embedder(threads=args.threads, variant=args.encoder_variant)
     cache = None if args.no_cache else EmbeddingCache(args.cache_dir or default_cache_dir())
+    lexicon = None
+    if args.lexical != "none":
+        try:
+            lexicon = fit_lexicon(train_set.texts, args.lexical, min_df=args.min_df)
+        except ValueError as exc:
+            raise TrainingError(f"lexical features: {exc} (use --lexical none or --min-df 1)") from None
 
-    def features(dataset: Dataset, name: str) -> np.ndarray:
-        """The head's input: one embedding per view, side by side."""
-        return np.hstack([embed_texts([view_texts(text, [view])[0] for text in dataset.texts], embedder, cache,
-                                      args.batch_size, not args.quiet, f"embedding {name} ({view})")
-                          for view in views])
+    def features(dataset: Dataset, name: str) -> Any:
+        """The head's input (``head_inputs``): one embedding per view, side by side, then the lexical vector."""
+        blocks: list[Any] = [embed_texts([view_text(text, view) for text in dataset.texts], embedder, cache,
+                                         args.batch_size, not args.quiet, f"embedding {name} ({view})")
+                             for view in views]
+        if lexicon is None:
+            return np.hstack(blocks)
+        from scipy import sparse
+
+        return sparse.hstack([sparse.csr_matrix(block) for block in blocks]
+                             + [sparse.csr_matrix(lexicon.vectors(dataset.texts))], format="csr")
 
     x_train, x_held = features(train_set, "train"), features(heldout, "held-out")
     timings["embed_s"] = time.perf_counter() - t
@@ -569,14 +597,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             "accuracy_of_the_rest": round(float(np.mean((np.argmax(probabilities, axis=1) == y_held)[confident])), 4)
             if confident.any() else None}
     args.out.mkdir(parents=True, exist_ok=True)
-    write_model(args.out, args.policy_type, labels, weight, bias, score_head, groups_map, views, unknown_threshold)
+    write_model(args.out, args.policy_type, labels, weight, bias, score_head, groups_map, views, unknown_threshold,
+                args.encoder_variant, lexicon)
     plot_confusion(np.array(result["confusion_matrix"]["rows_true_columns_predicted"]), labels,
                    args.out / "confusion.png", f"{args.out.resolve().name}: held-out ({len(y_held)} rows)")
     report: dict[str, Any] = {
         "policy_type": args.policy_type,
         "model": args.out.resolve().name,
         "seed": args.seed,
-        "encoder": {"name": "all-MiniLM-L6-v2", "backend": embedder.backend},
+        "encoder": {"name": "all-MiniLM-L6-v2", "backend": embedder.backend, "variant": args.encoder_variant},
         "text_preparation": text_preparation()[0],
         "labels": labels,
         "data": {
@@ -585,7 +614,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             "train_per_class": dict(sorted(Counter(train_set.labels).items())),
             "heldout_per_class": dict(sorted(Counter(heldout.labels).items())),
         },
-        "head": {"type": "linear", "views": views, "input_dim": int(weight.shape[1]), "C": c,
+        "head": {"type": "linear", "views": views, "input_dim": int(weight.shape[1]),
+                 "lexicon": None if lexicon is None else {"view": lexicon.view, "terms": lexicon.size,
+                                                          "min_df": args.min_df},
+                 "C": c,
                  "validation_macro_f1_by_C": c_grid, "unknown_threshold": unknown_threshold,
                  "selection": "C with the best macro-F1 on a validation 20% of the training rows (by group hash)"},
         "heldout": result,
@@ -605,8 +637,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
 def parse_views(spec: str) -> list[str]:
     views = [view.strip() for view in spec.split(",") if view.strip()]
-    if not views or views[0] != "full" or len(set(views)) != len(views) or not set(views) <= set(VIEWS):
-        raise TrainingError(f"--views {spec!r}: expected 'full' or 'full,lead'")
+    if not views or len(set(views)) != len(views) or not set(views) <= set(VIEWS):
+        raise TrainingError(f"--views {spec!r}: expected distinct views from {', '.join(VIEWS)}, e.g. 'lead' or "
+                            "'full,lead'")
     return views
 
 
