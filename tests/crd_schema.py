@@ -375,6 +375,24 @@ def format_path(parts: list[str | int]) -> str:
     return text
 
 
+def free_form_paths(schema: dict[str, Any]) -> list[str]:
+    """The nodes marked ``x-kubernetes-preserve-unknown-fields`` (whatever is written there is kept)."""
+    found: list[str] = []
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        if node.get("x-kubernetes-preserve-unknown-fields"):
+            found.append(path or "<root>")
+        for key, child in node.get("properties", {}).items():
+            walk(child, f"{path}.{key}" if path else key)
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], f"{path}[*]")
+        if isinstance(node.get("additionalProperties"), dict):
+            walk(node["additionalProperties"], f"{path}{{*}}")
+
+    walk(schema, "")
+    return found
+
+
 # ---------------------------------------------------------------------- CEL
 
 

@@ -21,6 +21,7 @@ from crd_schema import (
     MANIFEST_DIR,
     Problem,
     apply_defaults,
+    free_form_paths,
     load_crds,
     load_yaml_documents,
     rule_results,
@@ -100,7 +101,6 @@ def test_printer_columns(kind: str, columns: list[tuple[str, str]]) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_status_has_conditions_keyed_by_type_and_observed_generation(kind: str) -> None:
     status = storage_schema(CRDS[kind])["properties"]["status"]
-    assert "x-kubernetes-preserve-unknown-fields" not in status
     assert status["properties"]["observedGeneration"]["type"] == "integer"
     conditions = status["properties"]["conditions"]
     assert conditions["x-kubernetes-list-type"] == "map"
@@ -126,6 +126,17 @@ def test_status_written_by_the_operator_validates(kind: str) -> None:
     same_type_twice["status"]["conditions"].append({**condition, "status": "False"})
     assert [(problem.path, problem.kind) for problem in validate(same_type_twice, CRDS[kind])] == [
         ("status.conditions[2]", "duplicate")]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_only_kopfs_bookkeeping_is_free_form(kind: str) -> None:
+    assert free_form_paths(storage_schema(CRDS[kind])) == ["status.kopf"]
+    obj = resource(kind, llm_spec() if kind == "DownstreamLLM" else policy_spec())
+    obj["status"] = {"kopf": {"progress": {"reconcile": {"retries": 1, "success": False}}, "dummy": "2026-11-23"}}
+    assert validate(obj, CRDS[kind]) == []
+    obj["status"] = {"phase": "Ready"}
+    problems = validate(obj, CRDS[kind])
+    assert [(problem.path, problem.kind) for problem in problems] == [("status.phase", "unknown-field")]
 
 
 # ------------------------------------------------------------------ structural
@@ -258,6 +269,8 @@ def test_examples_reference_only_what_they_define() -> None:
     assert sorted(policy["metadata"]["name"] for policy in policies) == ["complexity-router", "intent-router",
                                                                          "task-router"]
     assert [policy["metadata"]["name"] for policy in policies if policy["spec"].get("default")] == ["task-router"]
+    # The proxy refuses a config where one name is both an LLM and a policy.
+    assert not llm_names & {policy["metadata"]["name"] for policy in policies}
 
 
 @pytest.mark.parametrize(("policy_name", "model", "all_routed"), [
@@ -293,8 +306,10 @@ class RuleCase:
 
 
 def _message(kind: str, start: str) -> str:
-    [message] = [rule.message for rule in schema_rules(storage_schema(CRDS[kind])) if rule.message.startswith(start)]
-    return message
+    """The message of the one rule of ``kind`` whose message starts with ``start``."""
+    messages = [rule.message for rule in schema_rules(storage_schema(CRDS[kind])) if rule.message.startswith(start)]
+    assert len(messages) == 1, f"{kind}: expected one rule whose message starts with {start!r}, found {messages}"
+    return messages[0]
 
 
 SCHEME = _message("DownstreamLLM", "apiBase must start with")
