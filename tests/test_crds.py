@@ -39,8 +39,6 @@ GROUP = "llm-router.io"
 API_VERSION = f"{GROUP}/v1alpha1"
 OLDEST_KUBERNETES = "1.28.0"
 NEWEST_KUBERNETES = kubernetes_validate.latest_version()
-if NEWEST_KUBERNETES.count(".") == 1:
-    NEWEST_KUBERNETES += ".0"
 
 
 def resource(kind: str, spec: dict[str, Any], name: str = "example") -> dict[str, Any]:
