@@ -83,7 +83,8 @@ def ready_verdict(result: ObjectResult, translation: Translation, revision: str 
     if revision != translation.config.revision:
         return Verdict(READY, False, "Pending", f"config revision {translation.config.revision} is not yet in "
                                                 f"ConfigMap {names.CONFIG_MAP}")
-    return Verdict(READY, True, "Ready", f"generation {result.generation} is in config revision {revision} "
+    # The revision stays out of the message: otherwise every config change would rewrite every status.
+    return Verdict(READY, True, "Ready", f"generation {result.generation} is in the router config "
                                          f"(ConfigMap {names.CONFIG_MAP})")
 
 

@@ -355,13 +355,27 @@ def _created(obj: dict[str, Any]) -> str:
 
 
 def _messages(exc: ValidationError) -> str:
-    """Pydantic's errors with the spec's field names and without the offending values (a misplaced key
+    """Pydantic's errors located by the spec's field names, without the offending values (a misplaced key
     must not reach a status message)."""
     parts = []
     for error in exc.errors(include_input=False, include_url=False):
-        location = ".".join(SPEC_NAMES.get(str(part), str(part)) for part in error["loc"]
-                            if not str(part).startswith(("function-", "union[")) and part not in ("FileKeyRef",
-                                                                                                  "EnvKeyRef"))
         message = str(error["msg"]).removeprefix("Value error, ")
+        location = _spec_location(tuple(error["loc"]))
         parts.append(f"{location}: {message}" if location else message)
     return "; ".join(dict.fromkeys(parts))
+
+
+def _spec_location(loc: tuple[Any, ...]) -> str:
+    """``('classifier', 'rules', 'rules', 0, 'patterns')`` -> ``spec.classifier.rules[0].patterns``: the
+    union tags pydantic inserts are dropped, config names become spec names."""
+    if loc[:1] == ("classifier",) and loc[1:2] in (("rules",), ("model",)):
+        loc = (loc[0], *loc[2:])
+    path = "spec"
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in ("FileKeyRef", "EnvKeyRef") or str(part).startswith(("function-", "union[")):
+            continue
+        else:
+            path += f".{SPEC_NAMES.get(str(part), str(part))}"
+    return "" if path == "spec" else path
