@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,19 @@ def run_operator(args: argparse.Namespace) -> int:
     from .settings import OperatorSettings
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = OperatorSettings.load(args.settings)
+    try:
+        settings = OperatorSettings.load(args.settings)
+    except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        print(f"llm-router operator: invalid settings: {exc}", file=sys.stderr)
+        return 2
     namespaces = args.namespace or settings.watch_namespaces
-    memo = kopf.Memo(reconciler=handlers.new_reconciler(settings))
+    try:
+        reconciler = handlers.new_reconciler(settings)
+    except Exception as exc:  # the client's config errors have no common base worth naming
+        print(f"llm-router operator: no cluster to talk to ({exc.__class__.__name__}: {exc}); "
+              "run it in a pod with a service account, or set KUBECONFIG", file=sys.stderr)
+        return 1
+    memo = kopf.Memo(reconciler=reconciler)
     kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces, memo=memo,
              liveness_endpoint=args.liveness or None)
     return 0

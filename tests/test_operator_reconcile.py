@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -350,3 +352,14 @@ async def test_rendered_config_map_is_served_by_a_real_proxy(tmp_path: Path, ups
     answer = await client.chat.completions.create(model="router:rules",
                                                   messages=[{"role": "user", "content": "fix my python loop"}])
     assert answer.choices[0].message.content == fast.text()
+
+
+@pytest.mark.parametrize("command", [["-m", "llm_router.operator"], ["-m", "llm_router.proxy.cli", "operator", "run"]])
+def test_operator_command_without_a_cluster_says_so(tmp_path: Path, command: list[str]) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "KUBERNETES_SERVICE_HOST"}
+    env["KUBECONFIG"] = str(tmp_path / "no-such-kubeconfig")
+    result = subprocess.run([sys.executable, *command], env=env, capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 1
+    assert "no cluster to talk to" in result.stderr
+    assert "Traceback" not in result.stderr
