@@ -56,7 +56,7 @@ class ClusterApi(Protocol):
 class KubernetesApi:
     """``ClusterApi`` on a real API server (in-cluster config or ``KUBECONFIG``)."""
 
-    def __init__(self, field_manager: str, api_client: Any = None) -> None:
+    def __init__(self, field_manager: str, api_client: Any = None, discovery_cache: str | None = None) -> None:
         from kubernetes import client, config, dynamic
 
         if api_client is None:
@@ -66,7 +66,7 @@ class KubernetesApi:
                 config.load_kube_config()
             api_client = client.ApiClient()
         self.field_manager = field_manager
-        self.dynamic = dynamic.DynamicClient(api_client)
+        self.dynamic = dynamic.DynamicClient(api_client, cache_file=discovery_cache)
 
     def _resource(self, api_version: str, kind: str) -> Any:
         return self.dynamic.resources.get(api_version=api_version, kind=kind)
