@@ -5,11 +5,13 @@ after an operator restart, deleted) reconciles its whole namespace; so does a
 change of a Secret that a DownstreamLLM references (an index keeps which
 those are, so other Secrets cost nothing).
 
-No finalizers: the delete handlers are ``optional`` and there are no timers
-or daemons, so kopf adds none and a namespace deletion never waits for the
-operator. The rendered objects are owned by the namespace's RoutingPolicies
-and go away with the last one by garbage collection; the delete handlers only
-take a deleted object out of the config of the others, best effort.
+No finalizers: there are no ``on.delete`` handlers, timers or daemons, so
+kopf adds none and a namespace deletion never waits for the operator.
+Deletions are seen as raw ``DELETED`` watch events instead (kopf's delete
+handlers run only while an object with a finalizer is being deleted, which
+ours never is). The rendered objects are owned by the namespace's
+RoutingPolicies and go away with the last one by garbage collection; the
+deletion handlers take a deleted object out of the config of the others.
 
 Reconciles of one namespace are serialised by a lock; different namespaces
 run in parallel (kopf runs synchronous handlers in its thread pool).
@@ -81,7 +83,11 @@ def downstream_llm_changed(namespace: str | None, memo: kopf.Memo, **_: Any) -> 
     _reconcile(memo, namespace)
 
 
-@kopf.on.delete(names.GROUP, names.VERSION, names.LLM_PLURAL, optional=True)
+def _is_deletion(type: str | None, **_: Any) -> bool:  # "type" is kopf's keyword for the event type
+    return type == "DELETED"
+
+
+@kopf.on.event(names.GROUP, names.VERSION, names.LLM_PLURAL, when=_is_deletion)
 def downstream_llm_deleted(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     _reconcile(memo, namespace)
 
@@ -93,7 +99,7 @@ def routing_policy_changed(namespace: str | None, memo: kopf.Memo, **_: Any) -> 
     _reconcile(memo, namespace)
 
 
-@kopf.on.delete(names.GROUP, names.VERSION, names.POLICY_PLURAL, optional=True)
+@kopf.on.event(names.GROUP, names.VERSION, names.POLICY_PLURAL, when=_is_deletion)
 def routing_policy_deleted(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     _reconcile(memo, namespace)
 

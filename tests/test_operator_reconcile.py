@@ -266,9 +266,10 @@ def test_conditions_keep_their_time_while_the_status_holds() -> None:
 def test_handlers_add_no_finalizer_and_retry_failures(cluster: FakeCluster) -> None:
     registry = kopf.get_default_registry()
     changing = list(registry._changing.get_all_handlers())
-    assert {handler.fn.__name__ for handler in changing} >= {"downstream_llm_deleted", "routing_policy_deleted",
-                                                             "routing_policy_changed", "downstream_llm_changed"}
+    assert {handler.fn.__name__ for handler in changing} == {"routing_policy_changed", "downstream_llm_changed"}
     assert not any(handler.requires_finalizer for handler in changing)
+    assert {handler.fn.__name__ for handler in registry._watching.get_all_handlers()} == {
+        "downstream_llm_deleted", "routing_policy_deleted", "referenced_secret_changed"}
     assert not list(registry._spawning.get_all_handlers()), "timers and daemons would force a finalizer"
     reconciler = handlers.new_reconciler(SETTINGS, api=cluster)
     assert reconciler.reconcile(NS).revision is not None
