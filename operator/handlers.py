@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,10 +42,15 @@ class Reconciler:
     api: ClusterApi
     settings: OperatorSettings
     models: dict[str, ModelInfo]
-    _locks: dict[str, threading.Lock] = field(default_factory=lambda: defaultdict(threading.Lock))
+    _locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def _lock(self, namespace: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(namespace, threading.Lock())
 
     def reconcile(self, namespace: str) -> ReconcileOutcome:
-        with self._locks[namespace]:
+        with self._lock(namespace):
             outcome = reconcile_namespace(namespace, self.api, self.settings, self.models)
         log.info("namespace %s: revision %s, wrote %s, deleted %s, statuses %s%s", namespace, outcome.revision,
                  outcome.applied or "nothing", outcome.deleted or "nothing", outcome.statuses or "unchanged",

@@ -26,7 +26,7 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
     {"apiGroups": [names.GROUP], "resources": [names.LLM_PLURAL, names.POLICY_PLURAL],
      "verbs": ["get", "list", "watch", "patch"]},
     {"apiGroups": [names.GROUP], "resources": [f"{names.LLM_PLURAL}/status", f"{names.POLICY_PLURAL}/status"],
-     "verbs": ["get", "patch"]},
+     "verbs": ["patch"]},
     # Secrets: watched to resolve apiKeySecretRef (which keys exist); never written.
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]},
     # The rendered objects: server-side apply (create + patch), read to skip unchanged ones, delete unneeded ones.

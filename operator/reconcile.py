@@ -123,8 +123,9 @@ def reconcile_namespace(namespace: str, api: ClusterApi, settings: OperatorSetti
     """Bring one namespace's router and statuses in line with its custom resources."""
     now = now or now_rfc3339()
     outcome = ReconcileOutcome()
-    llms = api.list_custom(namespace, names.LLM_PLURAL)
-    policies = api.list_custom(namespace, names.POLICY_PLURAL)
+    # Objects on their way out (a deletionTimestamp, waiting for someone else's finalizer) are gone for us.
+    llms = [obj for obj in api.list_custom(namespace, names.LLM_PLURAL) if not _deleting(obj)]
+    policies = [obj for obj in api.list_custom(namespace, names.POLICY_PLURAL) if not _deleting(obj)]
     resources = NamespaceResources(namespace, llms, policies, api.secret_keys(namespace), models)
     translation = translate(resources, ConfigOptions(settings.proxy.model_repository,
                                                      settings.proxy.classifier_timeout_ms,
@@ -145,6 +146,10 @@ def reconcile_namespace(namespace: str, api: ClusterApi, settings: OperatorSetti
             ready = ready_verdict(result, translation, outcome.revision, outcome.error)
             _report(api, plural, namespace, obj, result, ready, now, outcome)
     return outcome
+
+
+def _deleting(obj: dict[str, Any]) -> bool:
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
 
 
 def _write_objects(namespace: str, api: ClusterApi, settings: OperatorSettings, translation: Translation,

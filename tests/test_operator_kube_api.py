@@ -129,6 +129,10 @@ def test_operator_command_reacts_to_changes(apiserver: FakeApiServer, tmp_path: 
                    "the policy Ready")
         first = revision(apiserver)
         assert first is not None
+        time.sleep(1.0)
+        settled = len(apiserver.writes())
+        time.sleep(2.0)
+        assert len(apiserver.writes()) == settled, "the operator's own writes must not trigger it again"
         assert apiserver.get("apps/v1", "deployments", NS, names.TRITON) is not None
 
         apiserver.put(names.API_VERSION, names.POLICY_PLURAL,

@@ -242,6 +242,16 @@ def test_failed_apply_is_reported_and_recovers(cluster: FakeCluster) -> None:
     assert (ready["status"], ready["lastTransitionTime"]) == ("True", "2026-03-01T04:00:00Z")
 
 
+def test_objects_being_deleted_are_left_out(cluster: FakeCluster) -> None:
+    reconcile(cluster)
+    cluster.custom(P, NS, "rules")["metadata"]["deletionTimestamp"] = "2026-03-01T05:00:00Z"
+    reconcile(cluster)
+    assert [policy.name for policy in load_config_text(live_config(cluster)).policies] == ["tasks"]
+    proxy = cluster.object("apps/v1", "Deployment", NS, names.PROXY)
+    assert proxy is not None
+    assert [ref["name"] for ref in proxy["metadata"]["ownerReferences"]] == ["tasks"]
+
+
 def test_namespaces_are_independent(cluster: FakeCluster) -> None:
     other = routing_policy("tasks")
     other["metadata"]["namespace"] = "team-b"
