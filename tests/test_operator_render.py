@@ -133,7 +133,8 @@ def test_triton_serves_the_policies_models_on_gpus() -> None:
     triton = pod["containers"][0]
     assert triton["resources"]["limits"]["nvidia.com/gpu"] == "2"
     assert "--model-repository=/models" in triton["command"]
-    assert pod["initContainers"][0]["command"][-2:] == ["/opt/llm-router/triton_models", "task_router"]
+    assert pod["initContainers"][0]["command"][-4:] == ["/opt/llm-router/triton_models", "/model-configs", "/models",
+                                                        "task_router"]
     ports = {port["name"]: port["port"] for port in objects["Service/llm-router-triton"]["spec"]["ports"]}
     assert ports == {"http": 8000, "grpc": 8001, "metrics": 8002}
 
