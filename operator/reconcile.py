@@ -157,18 +157,17 @@ def _write_objects(namespace: str, api: ClusterApi, settings: OperatorSettings, 
     assert translation.config is not None
     desired = [with_applied_hash(obj) for obj in render_namespace(
         settings, namespace, translation.config, translation.secret_mounts, translation.served_models, owners)]
+    # One listing of what the operator wrote before answers both "unchanged?" and "still wanted?".
+    live = {object_key(obj): obj for obj in api.list_managed(namespace)}
     for obj in desired:
-        api_version, kind, name = object_key(obj)
-        if applied_hash(api.get(api_version, kind, namespace, name)) == applied_hash(obj):
+        if applied_hash(live.get(object_key(obj))) == applied_hash(obj):
             continue
         api.apply(obj)
-        outcome.applied.append(f"{kind}/{name}")
+        outcome.applied.append(f"{obj['kind']}/{obj['metadata']['name']}")
     wanted = {object_key(obj) for obj in desired}
-    for live in api.list_managed(namespace):
-        key = object_key(live)
-        if key not in wanted:
-            api.delete(key[0], key[1], namespace, key[2])
-            outcome.deleted.append(f"{key[1]}/{key[2]}")
+    for key in live.keys() - wanted:
+        api.delete(key[0], key[1], namespace, key[2])
+        outcome.deleted.append(f"{key[1]}/{key[2]}")
 
 
 def _report(api: ClusterApi, plural: str, namespace: str, obj: dict[str, Any], result: ObjectResult, ready: Verdict,
