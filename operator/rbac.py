@@ -27,15 +27,15 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
      "verbs": ["get", "list", "watch", "patch"]},
     {"apiGroups": [names.GROUP], "resources": [f"{names.LLM_PLURAL}/status", f"{names.POLICY_PLURAL}/status"],
      "verbs": ["patch"]},
-    # Secrets: watched to resolve apiKeySecretRef (which keys exist); never written.
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]},
+    # Secrets: listed and watched to resolve apiKeySecretRef (which keys exist); never read one by one, never written.
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "watch"]},
     # The rendered objects: server-side apply (create + patch), read to skip unchanged ones, delete unneeded ones.
     {"apiGroups": [""], "resources": ["configmaps", "services"], "verbs": ["get", "list", "create", "patch", "delete"]},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "create", "patch", "delete"]},
     {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"],
      "verbs": ["get", "list", "create", "patch", "delete"]},
-    # Events on the custom resources.
-    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    # Events on the custom resources (core v1 Events, as kopf posts them too).
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]
 
 

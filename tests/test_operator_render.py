@@ -205,7 +205,7 @@ def test_rbac_is_namespaced_when_namespaces_are_listed() -> None:
         for rule in obj.get("rules", []):
             assert "*" not in rule["verbs"] and "*" not in rule["resources"]
             if "secrets" in rule["resources"]:
-                assert set(rule["verbs"]) == {"get", "list", "watch"}
+                assert set(rule["verbs"]) == {"list", "watch"}
 
 
 def test_settings_from_file_and_environment(tmp_path: Any) -> None:
