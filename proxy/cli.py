@@ -54,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     if add_train_command is not None:
         add_train_command(commands)
 
+    try:
+        from llm_router.operator.run import add_operator_command
+    except ImportError:  # the operator extra is not installed: no operator command
+        add_operator_command = None
+    if add_operator_command is not None:
+        add_operator_command(commands)
+
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
@@ -67,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         from llm_router.training.train import run_train_command
 
         return run_train_command(args)
+    if args.command == "operator":
+        from llm_router.operator.run import run_operator
+
+        return run_operator(args)
     from .quickstart import run_quickstart
 
     return run_quickstart(host=args.host, port=args.port)

@@ -1,0 +1,41 @@
+"""What the model repository offers: for each model, the categories it returns and its output shapes.
+
+The operator reads the same repository the images carry (its own copy), to check a policy's routes
+against a model's categories before the proxy would refuse the whole config, and to render the
+``config.pbtxt`` Triton serves each model with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from llm_router.proxy.model_classifier import ModelError, load_head, resolve_repository
+
+BUILT_IN_MODELS = {"TaskRouter": "task_router", "ComplexityRouter": "complexity_router"}
+"""RoutingPolicy ``classifier.type`` -> the built-in model that serves it."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    categories: tuple[str, ...]
+    """Everything the model can return, the unknown label included."""
+    classes: int
+    scores: int
+    """Complexity scores it returns besides the classes (0 for plain classifiers)."""
+
+
+def read_catalog(repository: str | None) -> dict[str, ModelInfo]:
+    """Every loadable model of the repository by name; broken model directories are left out."""
+    root = resolve_repository(repository)
+    catalog: dict[str, ModelInfo] = {}
+    if not root.is_dir():
+        return catalog
+    for directory in sorted(path for path in Path(root).iterdir() if path.is_dir()):
+        try:
+            head = load_head(root, directory.name)
+        except ModelError:
+            continue
+        catalog[head.name] = ModelInfo(head.name, tuple(head.categories), len(head.labels), len(head.score_names))
+    return catalog

@@ -1,0 +1,217 @@
+"""Rendering (``llm_router.operator.render``, ``rbac``): pure functions, checked against the Kubernetes
+OpenAPI schemas (strict) for the oldest and newest Kubernetes versions supported, and against the proxy's
+own config loader."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from llm_router.operator import names
+from llm_router.operator.model_catalog import read_catalog
+from llm_router.operator.rbac import rbac_manifests
+from llm_router.operator.render import Owner, SecretMount, render_namespace
+from llm_router.operator.settings import OperatorSettings
+from llm_router.operator.translate import ConfigOptions, NamespaceResources, Translation, translate
+from llm_router.proxy.config_file import parse_config
+from operator_resources import downstream_llm, routing_policy, rules_classifier
+
+OLDEST, NEWEST = "1.28.0", kubernetes_validate.latest_version()
+CATALOG = read_catalog(None)
+OWNERS = [Owner(names.API_VERSION, names.POLICY_KIND, "tasks", "uid-1"),
+          Owner(names.API_VERSION, names.POLICY_KIND, "rules", "uid-2")]
+LLMS = [downstream_llm("big", secret="big-key"), downstream_llm("small", secret="shared.keys.example", key="small"),
+        downstream_llm("local")]
+SECRETS = {"big-key": frozenset({"api-key", "unused"}), "shared.keys.example": frozenset({"small", "other"})}
+POLICIES = [routing_policy("tasks", default=True),
+            routing_policy("rules", classifier=rules_classifier(), routes={"code": ["local", "big"]})]
+
+
+def translated(policies: list[dict[str, Any]] = POLICIES) -> Translation:
+    return translate(NamespaceResources("team-a", LLMS, policies, SECRETS, CATALOG),
+                     ConfigOptions(model_repository="/opt/llm-router/triton_models"))
+
+
+def rendered(settings: OperatorSettings | None = None, policies: list[dict[str, Any]] = POLICIES,
+             owners: list[Owner] = OWNERS) -> dict[str, dict[str, Any]]:
+    translation = translated(policies)
+    assert translation.config is not None
+    objects = render_namespace(settings or OperatorSettings(), "team-a", translation.config,
+                               translation.secret_mounts, translation.served_models, owners)
+    return {f"{obj['kind']}/{obj['metadata']['name']}": obj for obj in objects}
+
+
+SETTINGS_VARIANTS = {
+    "defaults": OperatorSettings(),
+    "autoscaling, CPU-only Triton, placement": OperatorSettings.model_validate({
+        "proxy": {"autoscaling": {"enabled": True, "min_replicas": 2, "max_replicas": 6}},
+        "triton": {"gpus": 0, "node_selector": {"pool": "inference"}, "instances_per_model": 2,
+                   "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoExecute",
+                                    "tolerationSeconds": 30}]},
+    }),
+    "two GPUs, no tolerations": OperatorSettings.model_validate({"triton": {"gpus": 2, "tolerations": []}}),
+}
+
+
+@pytest.mark.parametrize("version", [OLDEST, NEWEST])
+@pytest.mark.parametrize("variant", list(SETTINGS_VARIANTS))
+def test_every_object_validates_strictly(variant: str, version: str) -> None:
+    objects = list(rendered(SETTINGS_VARIANTS[variant]).values())
+    objects += rbac_manifests(SETTINGS_VARIANTS[variant], "llm-router-operator", "llm-router-system")
+    objects += rbac_manifests(OperatorSettings(watch_namespaces=["team-a", "team-b"]), "op", "llm-router-system")
+    for obj in objects:
+        kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_strict_validation_catches_a_misplaced_field() -> None:
+    """The check above can fail: an unknown field in a rendered object is an error."""
+    deployment = rendered()["Deployment/llm-router"]
+    deployment["spec"]["template"]["spec"]["containers"][0]["mountPath"] = "/oops"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, NEWEST, strict=True)
+
+
+def test_the_config_map_is_the_proxys_own_config() -> None:
+    config_map = rendered()["ConfigMap/llm-router-config"]
+    text = config_map["data"][names.CONFIG_KEY]
+    loaded = parse_config(text, source="config.yaml")
+    assert loaded == translated().config
+    assert config_map["metadata"]["annotations"][names.REVISION_ANNOTATION] == loaded.revision
+    assert [policy.name for policy in loaded.policies] == ["rules", "tasks"]
+    assert loaded.router.default_policy == "tasks"
+    assert loaded.llm("small").api_key.file == "/var/run/secrets/llm-router/shared.keys.example/small"
+
+
+def test_proxy_deployment_mounts_config_directory_and_only_referenced_secret_keys() -> None:
+    pod = rendered()["Deployment/llm-router"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"] == ["llm-router", "serve", "--config", "/etc/llm-router/config.yaml", "--host",
+                                    "0.0.0.0", "--port", "8080"]
+    mounts = {mount["mountPath"]: mount for mount in container["volumeMounts"]}
+    assert "subPath" not in mounts["/etc/llm-router"], "a subPath mount never sees kubelet's ..data swap"
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes[mounts["/etc/llm-router"]["name"]]["configMap"]["name"] == names.CONFIG_MAP
+    big = volumes[mounts["/var/run/secrets/llm-router/big-key"]["name"]]["secret"]
+    assert big["items"] == [{"key": "api-key", "path": "api-key"}]
+    dotted = volumes[mounts["/var/run/secrets/llm-router/shared.keys.example"]["name"]]["secret"]
+    assert (dotted["secretName"], dotted["items"]) == ("shared.keys.example", [{"key": "small", "path": "small"}])
+    assert all(mount["readOnly"] for path, mount in mounts.items() if path.startswith(names.SECRETS_DIR))
+    assert (container["readinessProbe"]["httpGet"]["path"], container["livenessProbe"]["httpGet"]["path"]) == \
+        ("/health/ready", "/health/live")
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_secret_volume_names_are_dns_labels() -> None:
+    long_name = "a" * 70 + ".example"
+    assert SecretMount("big-key", ("api-key",)).volume == "secret-big-key"
+    for name in ("shared.keys.example", long_name):
+        volume = SecretMount(name, ("k",)).volume
+        assert len(volume) <= 63 and "." not in volume
+    assert SecretMount(long_name, ("k",)).volume != SecretMount(long_name + "x", ("k",)).volume
+
+
+def test_replicas_or_autoscaler() -> None:
+    fixed = rendered()
+    assert fixed["Deployment/llm-router"]["spec"]["replicas"] == 2
+    assert "HorizontalPodAutoscaler/llm-router" not in fixed
+    scaled = rendered(SETTINGS_VARIANTS["autoscaling, CPU-only Triton, placement"])
+    assert "replicas" not in scaled["Deployment/llm-router"]["spec"], "the HPA owns replicas"
+    hpa = scaled["HorizontalPodAutoscaler/llm-router"]["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"], hpa["scaleTargetRef"]["name"]) == (2, 6, "llm-router")
+
+
+def test_triton_serves_the_policies_models_on_gpus() -> None:
+    objects = rendered(SETTINGS_VARIANTS["two GPUs, no tolerations"])
+    models = objects["ConfigMap/llm-router-triton-models"]["data"]
+    assert sorted(models) == ["task_router.config.pbtxt"]
+    assert "instance_group [ { kind: KIND_GPU count: 1 } ]" in models["task_router.config.pbtxt"]
+    pod = objects["Deployment/llm-router-triton"]["spec"]["template"]["spec"]
+    triton = pod["containers"][0]
+    assert triton["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert "--model-repository=/models" in triton["command"]
+    assert pod["initContainers"][0]["command"][-4:] == ["/opt/llm-router/triton_models", "/model-configs", "/models",
+                                                        "task_router"]
+    ports = {port["name"]: port["port"] for port in objects["Service/llm-router-triton"]["spec"]["ports"]}
+    assert ports == {"http": 8000, "grpc": 8001, "metrics": 8002}
+
+
+def test_cpu_only_triton_has_no_gpu_limit_and_honours_placement() -> None:
+    objects = rendered(SETTINGS_VARIANTS["autoscaling, CPU-only Triton, placement"])
+    pod = objects["Deployment/llm-router-triton"]["spec"]["template"]["spec"]
+    assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]
+    assert pod["nodeSelector"] == {"pool": "inference"}
+    assert pod["tolerations"] == [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoExecute",
+                                   "tolerationSeconds": 30}]
+    assert "kind: KIND_CPU count: 2" in objects["ConfigMap/llm-router-triton-models"]["data"][
+        "task_router.config.pbtxt"]
+
+
+def triton_hash(objects: dict[str, dict[str, Any]]) -> str:
+    return objects["Deployment/llm-router-triton"]["spec"]["template"]["metadata"]["annotations"][
+        names.TRITON_MODELS_ANNOTATION]
+
+
+def test_triton_pod_template_changes_only_with_what_triton_serves() -> None:
+    base = rendered()
+    rerouted = rendered(policies=[routing_policy("tasks", default=True, routes={"Chatbot": ["small"]}), POLICIES[1]])
+    assert rerouted["ConfigMap/llm-router-config"] != base["ConfigMap/llm-router-config"]
+    assert rerouted["Deployment/llm-router-triton"] == base["Deployment/llm-router-triton"]
+    assert rerouted["Deployment/llm-router"] == base["Deployment/llm-router"]
+    more_models = rendered(policies=[*POLICIES, routing_policy("complex", classifier={"type": "ComplexityRouter"},
+                                                               routes={"Reasoning": ["big"]})])
+    assert triton_hash(more_models) != triton_hash(base)
+    more_instances = rendered(OperatorSettings.model_validate({"triton": {"instances_per_model": 3}}))
+    assert triton_hash(more_instances) != triton_hash(base)
+
+
+def test_no_triton_without_model_policies() -> None:
+    objects = rendered(policies=[POLICIES[1]])
+    assert sorted(objects) == ["ConfigMap/llm-router-config", "Deployment/llm-router", "Service/llm-router"]
+
+
+def test_every_object_is_labelled_and_owned_by_every_policy() -> None:
+    for obj in rendered().values():
+        metadata = obj["metadata"]
+        assert metadata["namespace"] == "team-a"
+        assert metadata["labels"][names.LABEL_MANAGED_BY] == names.MANAGED_BY
+        assert metadata["labels"][names.LABEL_PART_OF] == "llm-router"
+        assert [(ref["name"], ref["uid"], ref["controller"]) for ref in metadata["ownerReferences"]] == \
+            [("rules", "uid-2", False), ("tasks", "uid-1", False)]
+        assert "finalizers" not in metadata
+
+
+def test_values_cannot_change_the_documents_structure() -> None:
+    """Everything enters the templates through tojson: a hostile string stays one string."""
+    hostile = 'registry.example/img:1"\n  kind: Secret\nx: {'
+    settings = OperatorSettings.model_validate({"proxy": {"image": hostile}, "triton": {"image": hostile}})
+    objects = rendered(settings)
+    assert objects["Deployment/llm-router"]["spec"]["template"]["spec"]["containers"][0]["image"] == hostile
+    assert objects["Deployment/llm-router-triton"]["spec"]["template"]["spec"]["containers"][0]["image"] == hostile
+    assert {obj["kind"] for obj in objects.values()} == {"ConfigMap", "Deployment", "Service"}
+
+
+def test_rbac_is_namespaced_when_namespaces_are_listed() -> None:
+    cluster_wide = rbac_manifests(OperatorSettings(), "sa", "ops")
+    assert [obj["kind"] for obj in cluster_wide] == ["ClusterRole", "ClusterRoleBinding"]
+    listed = rbac_manifests(OperatorSettings(watch_namespaces=["team-a"]), "sa", "ops")
+    assert [obj["kind"] for obj in listed] == ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+    cluster_rules = json.dumps(listed[0]["rules"])
+    assert "secrets" not in cluster_rules and "deployments" not in cluster_rules
+    for obj in cluster_wide + listed:
+        for rule in obj.get("rules", []):
+            assert "*" not in rule["verbs"] and "*" not in rule["resources"]
+            if "secrets" in rule["resources"]:
+                assert set(rule["verbs"]) == {"list", "watch"}
+
+
+def test_settings_from_file_and_environment(tmp_path: Any) -> None:
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump({"triton": {"gpus": 4}, "watch_namespaces": ["a"]}))
+    settings = OperatorSettings.load(path, environ={"LLM_ROUTER_OPERATOR_NAMESPACES": "b, c"})
+    assert (settings.triton.gpus, settings.watch_namespaces) == (4, ["b", "c"])
+    with pytest.raises(ValueError, match="min_replicas"):
+        OperatorSettings.model_validate({"proxy": {"autoscaling": {"min_replicas": 5, "max_replicas": 2}}})

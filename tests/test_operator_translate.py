@@ -1,0 +1,191 @@
+"""Custom resources -> RouterConfig and per-object verdicts (``llm_router.operator.translate``), as a table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from llm_router.operator import names
+from llm_router.operator.model_catalog import read_catalog
+from llm_router.operator.translate import ConfigOptions, NamespaceResources, Translation, translate
+from operator_resources import downstream_llm, routing_policy, rules_classifier
+
+CATALOG = read_catalog(None)
+LLMS = [downstream_llm("big", secret="big-key"), downstream_llm("small")]
+SECRETS = {"big-key": frozenset({"api-key"}), "unrelated": frozenset({"token"})}
+
+
+def run(llms: list[dict[str, Any]], policies: list[dict[str, Any]],
+        secrets: dict[str, frozenset[str]] | None = None) -> Translation:
+    return translate(NamespaceResources("team-a", llms, policies, SECRETS if secrets is None else secrets, CATALOG),
+                     ConfigOptions(model_repository="/opt/llm-router/triton_models"))
+
+
+@dataclass
+class Case:
+    name: str
+    llms: list[dict[str, Any]]
+    policies: list[dict[str, Any]]
+    in_config: list[str]
+    """Policies that end up in the config (sorted)."""
+    verdicts: dict[tuple[str, str], tuple[str, str, str]] = field(default_factory=dict)
+    """(kind, name) -> (condition, reason, a piece of the message) for the conditions that fail."""
+    secrets: dict[str, frozenset[str]] | None = None
+
+
+P, L = names.POLICY_KIND, names.LLM_KIND
+CASES = [
+    Case("valid TaskRouter policy", LLMS, [routing_policy("tasks")], ["tasks"]),
+    Case("valid Rules policy", LLMS,
+         [routing_policy("rules", classifier=rules_classifier({"category": "code", "keywords": ["python"]}),
+                         routes={"code": ["big"]})], ["rules"]),
+    Case("invalid policy left out, the valid one stays", LLMS,
+         [routing_policy("tasks"),
+          routing_policy("broken", classifier=rules_classifier({"category": "code", "patterns": ["(unclosed"]}),
+                         routes={"code": ["big"]})],
+         ["tasks"], {(P, "broken"): ("Accepted", "Invalid", "invalid regular expression")}),
+    Case("policy naming a missing LLM", LLMS,
+         [routing_policy("tasks", routes={"Code Generation": ["huge", "big"]})], [],
+         {(P, "tasks"): ("ResolvedRefs", "LLMNotFound", "['huge']")}),
+    Case("missing Secret", LLMS, [routing_policy("tasks")], [],
+         {(L, "big"): ("ResolvedRefs", "SecretNotFound", "'big-key'"),
+          (P, "tasks"): ("ResolvedRefs", "LLMNotUsable", "['big']")}, secrets={}),
+    Case("missing key in the Secret", [downstream_llm("big", secret="big-key", key="token"), LLMS[1]],
+         [routing_policy("tasks")], [],
+         {(L, "big"): ("ResolvedRefs", "SecretKeyNotFound", "no key 'token'"),
+          (P, "tasks"): ("ResolvedRefs", "LLMNotUsable", "['big']")}),
+    Case("unknown built-in category", LLMS,
+         [routing_policy("tasks", routes={"Poetry": ["big"]})], [],
+         {(P, "tasks"): ("Accepted", "UnknownCategory", "['Poetry']")}),
+    Case("ComplexityRouter categories", LLMS,
+         [routing_policy("complex", classifier={"type": "ComplexityRouter"}, routes={"Reasoning": ["big"]})],
+         ["complex"]),
+    Case("Custom model from the repository", LLMS,
+         [routing_policy("bank", classifier={"type": "Custom", "model": "intent_router"},
+                         routes={"card_arrival": ["big"]})], ["bank"]),
+    Case("Custom model not in the repository", LLMS,
+         [routing_policy("bank", classifier={"type": "Custom", "model": "fraud_router"}, routes={"x": ["big"]})], [],
+         {(P, "bank"): ("ResolvedRefs", "ClassifierModelNotFound", "'fraud_router'")}),
+    Case("model given for a built-in classifier", LLMS,
+         [routing_policy("tasks", classifier={"type": "TaskRouter", "model": "intent_router"})], [],
+         {(P, "tasks"): ("Accepted", "Invalid", "only for type Custom")}),
+    Case("Rules without rules", LLMS, [routing_policy("rules", classifier={"type": "Rules"})], [],
+         {(P, "rules"): ("Accepted", "Invalid", "rules (at least one rule) is required")}),
+    Case("two default policies: the older one wins", LLMS,
+         [routing_policy("newer", default=True, created="2026-02-01T00:00:00Z"),
+          routing_policy("older", default=True, created="2026-01-15T00:00:00Z")],
+         ["older"], {(P, "newer"): ("Accepted", "ConflictingDefault", "'older'")}),
+    Case("policy named like an LLM", LLMS, [routing_policy("big")], [],
+         {(P, "big"): ("Accepted", "NameConflict", "also named 'big'")}),
+    Case("invalid LLM spec", [downstream_llm("big", api_base="ftp://nowhere"), LLMS[1]],
+         [routing_policy("tasks")], [],
+         {(L, "big"): ("Accepted", "Invalid", "apiBase"), (P, "tasks"): ("ResolvedRefs", "LLMNotUsable", "['big']")}),
+    Case("timeouts beyond total", [downstream_llm("big", secret="big-key", timeouts={"idleSeconds": 900,
+                                                                                    "totalSeconds": 60}), LLMS[1]],
+         [routing_policy("tasks")], [], {(L, "big"): ("Accepted", "Invalid", "exceeds timeouts.total"),
+                                         (P, "tasks"): ("ResolvedRefs", "LLMNotUsable", "['big']")}),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_translation(case: Case) -> None:
+    result = run(case.llms, case.policies, case.secrets)
+    policies = [policy.name for policy in result.config.policies] if result.config else []
+    assert policies == case.in_config
+    for key, verdicts in result.results.items():
+        failing = [v for v in (verdicts.accepted, verdicts.resolved_refs) if not v.status]
+        if key in case.verdicts:
+            condition, reason, fragment = case.verdicts[key]
+            verdict = next(v for v in failing if v.type == condition)
+            assert verdict.reason == reason
+            assert fragment in verdict.message
+        else:
+            assert failing == [], key
+
+
+def test_valid_config_maps_every_field() -> None:
+    llms = [downstream_llm("big", secret="big-key", cost={"inputPerMillion": 0.88, "outputPerMillion": 1.5},
+                           contextWindow=128000, maxConcurrency=8,
+                           timeouts={"connectSeconds": 2, "firstTokenSeconds": 30, "totalSeconds": 300}),
+            downstream_llm("small")]
+    policies = [
+        routing_policy("tasks", default=True, minConfidence=0.4, failureMode="Closed"),
+        routing_policy("rules", classifier=rules_classifier(
+            {"category": "code", "keywords": ["python"], "roles": ["user"], "lastMessageOnly": True, "user": None,
+             "headers": {"x-team": "^a$"}, "weight": 2.0}), routes={"code": ["big", "small"]}),
+    ]
+    config = run(llms, policies).config
+    assert config is not None
+    big = config.llm("big")
+    assert big.api_key.file == "/var/run/secrets/llm-router/big-key/api-key"
+    assert (big.cost.input_per_million, big.cost.output_per_million) == (0.88, 1.5)
+    assert (big.context_window, big.max_concurrency) == (128000, 8)
+    assert (big.timeouts.connect, big.timeouts.first_token, big.timeouts.total, big.timeouts.idle) == (2, 30, 300, 60)
+    assert config.llm("small").api_key is None
+    tasks = config.policy("tasks")
+    assert tasks.classifier.model == "task_router"
+    assert (tasks.min_confidence, tasks.failure_mode) == (0.4, "closed")
+    assert tasks.routes == {"Code Generation": ["big"], "Summarization": ["small"]}
+    rule = config.policy("rules").classifier.rules[0]
+    assert (rule.last_message_only, rule.roles, rule.headers, rule.weight) == (True, ["user"], {"x-team": "^a$"}, 2.0)
+    assert config.router.default_policy == "tasks"
+    assert config.router.classifier_backend.triton_url == "llm-router-triton.team-a.svc:8001"
+    assert config.router.classifier_backend.model_repository == "/opt/llm-router/triton_models"
+
+
+def test_mounts_and_served_models_follow_the_config() -> None:
+    result = run([*LLMS, downstream_llm("spare", secret="big-key", key="other")],
+                 [routing_policy("tasks"), routing_policy("rules", classifier=rules_classifier(),
+                                                          routes={"code": ["big"]})],
+                 secrets={"big-key": frozenset({"api-key", "other"})})
+    assert result.secret_mounts == {"big-key": ("api-key", "other")}
+    assert sorted(result.served_models) == ["task_router"]
+    rules_only = run(LLMS, [routing_policy("rules", classifier=rules_classifier(), routes={"code": ["big"]})])
+    assert rules_only.served_models == {}
+    assert rules_only.config.router.classifier_backend.triton_url is None
+
+
+def test_deleted_llm_flips_the_policy_instead_of_a_dangling_route() -> None:
+    policies = [routing_policy("tasks"), routing_policy("only-small", routes={"Summarization": ["small"]})]
+    before = run(LLMS, policies)
+    assert [policy.name for policy in before.config.policies] == ["only-small", "tasks"]
+    after = run([LLMS[1]], policies)
+    assert [policy.name for policy in after.config.policies] == ["only-small"]
+    assert [llm.name for llm in after.config.llms] == ["small"]
+    verdict = after.results[(P, "tasks")].resolved_refs
+    assert (verdict.status, verdict.reason) == (False, "LLMNotFound")
+    assert "['big']" in verdict.message
+
+
+def test_no_valid_policy_means_no_config() -> None:
+    result = run(LLMS, [routing_policy("tasks", routes={"Poetry": ["big"]})])
+    assert result.config is None
+    assert result.problem == "no RoutingPolicy in this namespace is valid"
+    assert result.results[(L, "big")].valid
+    assert run(LLMS, []).problem == "there is no RoutingPolicy in this namespace"
+
+
+def test_status_messages_never_echo_spec_values() -> None:
+    leaked = "sk-live-0123456789"
+    result = run([downstream_llm("big", api_base=leaked), LLMS[1]], [routing_policy("tasks")])
+    verdict = result.results[(L, "big")].accepted
+    assert not verdict.status
+    assert leaked not in verdict.message
+
+
+def test_categories_count_routes() -> None:
+    result = run(LLMS, [routing_policy("tasks")])
+    assert result.results[(P, "tasks")].categories == 2
+
+
+@pytest.mark.parametrize("spec", [None, "text", {"classifier": "TaskRouter"}, {"classifier": {"type": "Magic"}},
+                                  {"classifier": {"type": "TaskRouter"}, "routes": {"a": ["big"]}},
+                                  {"classifier": {"type": "TaskRouter"}, "routes": [{"category": "Chatbot"}],
+                                   "defaultRoute": ["big"], "failureMode": "Sometimes"}])
+def test_malformed_policy_specs_are_refused_not_raised(spec: Any) -> None:
+    policy = routing_policy("odd")
+    policy["spec"] = spec
+    result = run(LLMS, [policy, routing_policy("tasks")])
+    assert not result.results[(P, "odd")].accepted.status
+    assert [policy.name for policy in result.config.policies] == ["tasks"]
