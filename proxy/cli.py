@@ -94,7 +94,6 @@ def _serve(args: argparse.Namespace) -> int:
     # Drained before cleanup starts: the runner's own shutdown only closes idle connections.
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=2,
                            **server_options(settings.limits))
-    print(f"llm-router serving on http://{args.host}:{args.port}/v1 (config {args.config})", flush=True)
     asyncio.run(serve_until_signalled(runner, app[STATE].drain, settings.drain, args.host, args.port))
     return 0
 

@@ -146,6 +146,7 @@ def response_prepare_hook(drain: Drain) -> Callable[[web.Request, web.StreamResp
             request[STREAM_RESPONSE] = response
         if drain.phase != "serving":
             response.force_close()
+            response.headers["Connection"] = "close"  # headers were computed before this hook
     return on_prepare
 
 
@@ -174,6 +175,7 @@ async def serve_until_signalled(runner: web.AppRunner, drain: Drain, settings: D
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
+    log.info("llm-router serving on http://%s:%d/v1", host, port)
     loop = asyncio.get_running_loop()
     received: asyncio.Future[signal.Signals] = loop.create_future()
 
