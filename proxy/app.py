@@ -203,7 +203,10 @@ def _client_keys(state: RouterState, path: str) -> tuple[ClientKey, ...]:
 
 def _error_response(error: RouterError) -> web.Response:
     body = error.raw_body or json.dumps(error.body()).encode()
-    return web.Response(body=body, status=error.status, content_type="application/json", headers=error.headers)
+    response = web.Response(body=body, status=error.status, content_type="application/json", headers=error.headers)
+    if error.headers.get("Connection") == "close":
+        response.force_close()  # also skips reading what is left of an unread request body
+    return response
 
 
 def _from_http_exception(exc: web.HTTPException) -> RouterError:

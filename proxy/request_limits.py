@@ -18,6 +18,7 @@ from .config import RequestLimits
 from .errors import RouterError
 
 MAX_HEADER_COUNT = 128
+LINGERING_SECONDS = 1.0
 
 
 class HeadersTooLarge(RouterError):
@@ -49,4 +50,7 @@ def server_options(limits: RequestLimits) -> dict[str, Any]:
         "max_field_size": limits.max_header_bytes,
         "max_headers": MAX_HEADER_COUNT,
         "keepalive_timeout": limits.header_read_timeout_seconds,
+        # After an early answer (413, 408) aiohttp reads and drops the rest of the body before
+        # closing; a slow client must not hold the connection for its default 10 s.
+        "lingering_time": LINGERING_SECONDS,
     }
