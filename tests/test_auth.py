@@ -344,3 +344,11 @@ async def test_auth_off_by_default(router, upstreams) -> None:
     running = await router({"llms": [llm("fast", fast)]})
     status, _ = await raw_post(running, "/v1/chat/completions", {}, {"model": "fast", "messages": CODE})
     assert status == 200
+
+
+def test_auth_enabled_needs_a_keys_file() -> None:
+    from llm_router.proxy.config import ClientAuthSettings
+
+    with pytest.raises(ValueError, match=r"auth\.enabled needs auth\.keys_file"):
+        ClientAuthSettings(enabled=True)
+    assert not ClientAuthSettings().enabled
