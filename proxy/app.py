@@ -24,10 +24,10 @@ from aiohttp import web
 from .active_config import ActiveConfig, ConfigHolder
 from .api_keys import KeyResolver
 from .client_auth import ClientKey, ClientKeyFile, authenticate, authorize, visible_models
-from .config import POLICY_MODEL_PREFIX, RouterConfig, redacted
+from .config import POLICY_MODEL_PREFIX, ClientAuthSettings, RouterConfig, redacted
 from .config_watch import watch_config
 from .conversation import Turn, chat_turns, prompt_turns
-from .drain import Drain, drain_middleware, response_prepare_hook
+from .drain import Drain, response_prepare_hook
 from .errors import InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge, RouterError, TooManyRequests
 from .forwarding import CLIENT_CLOSED, REQUEST_ID, REQUEST_ID_KEY, Exchange, Forwarder
 from .logs import REQUEST_ID as REQUEST_ID_VAR
@@ -70,8 +70,7 @@ def create_app(config: RouterConfig, *, config_path: Path | None = None, reload_
     state = RouterState(ConfigHolder(config, metrics, source=str(config_path) if config_path else None), metrics,
                         drain=Drain(metrics))
     # The per-config body limit is enforced while reading; this is aiohttp's hard cap.
-    app = web.Application(middlewares=[_errors_middleware, drain_middleware(state.drain), _auth_middleware],
-                          client_max_size=512 * 1024 * 1024 + 1)
+    app = web.Application(middlewares=[_errors_middleware], client_max_size=512 * 1024 * 1024 + 1)
     app[STATE] = state
     app.on_response_prepare.append(response_prepare_hook(state.drain))
     app.cleanup_ctx.append(_upstream_session)
@@ -135,8 +134,12 @@ async def _errors_middleware(request: web.Request,
     request[REQUEST_ID_KEY] = request_id  # responses prepared by handlers carry it too
     REQUEST_ID_VAR.set(request_id)  # this request's task has its own context: every log line carries it
     try:
-        check_headers(request.raw_headers, state.holder.active.config.router.limits)
-        response = await handler(request)
+        settings = state.holder.active.config.router
+        check_headers(request.raw_headers, settings.limits)
+        state.drain.admit(request)
+        if settings.auth.enabled:
+            _authenticate(request, state, settings.auth)
+        response = await state.drain.run(request, handler)
     except RouterError as error:
         response = _error_response(error)
         _count_error(request, error.status, error.code or error.error_type)
@@ -184,14 +187,10 @@ def _access_log(request: web.Request, response: web.StreamResponse, started: flo
     log.log(level, "%s %s %s", request.method, request.path, fields["status"], extra={"fields": fields})
 
 
-@web.middleware
-async def _auth_middleware(request: web.Request,
-                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    """With ``router.auth.enabled``, every ``/v1/`` request needs a known client key (health and metrics stay open)."""
-    auth = request.app[STATE].holder.active.config.router.auth
-    if auth.enabled and auth.keys_file is not None and request.path.startswith("/v1/"):
-        request[CLIENT_KEY] = authenticate(_client_keys(request.app[STATE], auth.keys_file), request.headers)
-    return await handler(request)
+def _authenticate(request: web.Request, state: RouterState, auth: ClientAuthSettings) -> None:
+    """Every ``/v1/`` request needs a known client key; health and metrics stay open."""
+    if auth.keys_file is not None and request.path.startswith("/v1/"):
+        request[CLIENT_KEY] = authenticate(_client_keys(state, auth.keys_file), request.headers)
 
 
 def _client_keys(state: RouterState, path: str) -> tuple[ClientKey, ...]:

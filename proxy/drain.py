@@ -89,6 +89,30 @@ class Drain:
             task.cancel("the router is shutting down")
         return len(self._inflight)
 
+    def admit(self, request: web.Request) -> None:
+        """Refuse a new request once refusing (probes and scrapes always pass)."""
+        if self.phase == "refusing" and not request.path.startswith(UNTRACKED_PREFIXES):
+            raise ShuttingDown("the router is shutting down; retry on another instance",
+                               code="server_shutting_down", headers={"Connection": "close", "Retry-After": "1"})
+
+    async def run(self, request: web.Request,
+                  handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        """``handler(request)``, counted in flight; when interrupted, the stream's error event or a 503."""
+        if request.path.startswith(UNTRACKED_PREFIXES):
+            return await handler(request)
+        task = asyncio.current_task()
+        assert task is not None
+        self._track(task, request)
+        try:
+            return await handler(request)
+        except asyncio.CancelledError:
+            if task not in self._interrupted:
+                raise
+            task.uncancel()
+            return await _interrupted_response(request)
+        finally:
+            self._untrack(task)
+
     def _track(self, task: asyncio.Task[object], request: web.Request) -> None:
         self._inflight[task] = request
         self._idle.clear()
@@ -98,31 +122,6 @@ class Drain:
         self._interrupted.discard(task)
         if not self._inflight:
             self._idle.set()
-
-
-def drain_middleware(drain: Drain) -> Callable[..., Awaitable[web.StreamResponse]]:
-    @web.middleware
-    async def middleware(request: web.Request,
-                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        if request.path.startswith(UNTRACKED_PREFIXES):
-            return await handler(request)
-        if drain.phase == "refusing":
-            raise ShuttingDown("the router is shutting down; retry on another instance",
-                               code="server_shutting_down", headers={"Connection": "close", "Retry-After": "1"})
-        task = asyncio.current_task()
-        assert task is not None
-        drain._track(task, request)
-        try:
-            return await handler(request)
-        except asyncio.CancelledError:
-            if task not in drain._interrupted:
-                raise
-            task.uncancel()
-            return await _interrupted_response(request)
-        finally:
-            drain._untrack(task)
-
-    return middleware
 
 
 async def _interrupted_response(request: web.Request) -> web.StreamResponse:
