@@ -23,7 +23,7 @@ from aiohttp import web
 
 from .active_config import ActiveConfig, ConfigHolder
 from .api_keys import KeyResolver
-from .client_auth import ClientKey, ClientKeyFile, authenticate, authorize, visible_models
+from .client_auth import ClientKey, ClientKeyFile, Forbidden, authenticate, authorize, visible_models
 from .config import POLICY_MODEL_PREFIX, ClientAuthSettings, RouterConfig, redacted
 from .config_watch import watch_config
 from .conversation import Turn, chat_turns, prompt_turns
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 CLIENT_KEY = web.RequestKey("llm_router_client_key", ClientKey)
 EXCHANGE = web.RequestKey("llm_router_exchange", Exchange)
+
 
 @dataclass
 class RouterState:
@@ -380,6 +381,10 @@ async def _models(request: web.Request) -> web.Response:
 
 
 async def _router_config(request: web.Request) -> web.Response:
+    client = request.get(CLIENT_KEY)
+    if client is not None and not client.may_see_config:
+        raise Forbidden("only an API key allowed every policy (\"*\") may read the router's config",
+                        code="config_not_allowed")
     holder = request.app[STATE].holder
     active = holder.active
     return web.json_response({"revision": active.revision, "applied_at": active.applied_at,

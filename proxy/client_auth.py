@@ -103,6 +103,11 @@ class ClientKey:
     def may_use_llm(self, llm: str) -> bool:
         return self.llms is None or ALL in self.llms or llm in self.llms
 
+    @property
+    def may_see_config(self) -> bool:
+        """The whole config names every policy and LLM: only for keys allowed all policies."""
+        return ALL in self.policies
+
 
 class KeysFileError(ValueError):
     """The keys file cannot be used; the message never contains a key."""

@@ -262,6 +262,16 @@ async def test_policy_and_llm_permissions_are_403(secured) -> None:
     assert (status, body["error"]["code"]) == (403, "policy_not_allowed")
 
 
+async def test_router_config_only_for_keys_allowed_every_policy(secured) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{secured.base_url}/router/config",
+                               headers={"Authorization": f"Bearer {TEAM_A}"}) as response:
+            assert (response.status, (await response.json())["error"]["code"]) == (403, "config_not_allowed")
+        async with session.get(f"{secured.base_url}/router/config",
+                               headers={"Authorization": f"Bearer {ADMIN}"}) as response:
+            assert response.status == 200
+
+
 async def test_models_lists_only_what_the_key_may_use(secured) -> None:
     team = await client(secured, TEAM_A).models.list()
     assert [model.id for model in team.data] == ["router:tasks", "fast"]
