@@ -31,6 +31,7 @@ from .drain import Drain, response_prepare_hook
 from .errors import InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge, RouterError, TooManyRequests
 from .forwarding import CLIENT_CLOSED, REQUEST_ID, REQUEST_ID_KEY, Exchange, Forwarder
 from .logs import REQUEST_ID as REQUEST_ID_VAR
+from .logs import redact_library_logs
 from .metrics import CONTENT_TYPE, RouterMetrics
 from .rate_limits import RateLimiter
 from .request_body import parse_json_object, validate_chat, validate_completion
@@ -68,6 +69,7 @@ STATE = web.AppKey("llm_router_state", RouterState)
 def create_app(config: RouterConfig, *, config_path: Path | None = None, reload_interval: float = 1.0,
                metrics: RouterMetrics | None = None) -> web.Application:
     metrics = metrics or RouterMetrics()
+    redact_library_logs()
     state = RouterState(ConfigHolder(config, metrics, source=str(config_path) if config_path else None), metrics,
                         drain=Drain(metrics))
     # The per-config body limit is enforced while reading; this is aiohttp's hard cap.

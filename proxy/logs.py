@@ -16,6 +16,8 @@ import sys
 import time
 from typing import Any, Literal
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("llm_router_request_id", default=None)
 
 LogFormat = Literal["json", "text"]
@@ -30,6 +32,34 @@ class RequestIdFilter(logging.Filter):
         if getattr(record, "request_id", None) is None:
             record.request_id = REQUEST_ID.get()
         return True
+
+
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp logs a request its parser refuses at ERROR with a traceback quoting
+    the offending bytes, which can be a header carrying an API key. Keep the fact,
+    drop the bytes: one warning line with the error's class."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = "refused a malformed HTTP request from %s: %s (status %s)"
+            record.args = (record.args[0] if isinstance(record.args, tuple) and record.args else "?",
+                           type(exc).__name__, exc.code)
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno = logging.WARNING
+            record.levelname = "WARNING"
+        return True
+
+
+_MALFORMED_FILTER = MalformedRequestFilter()
+
+
+def redact_library_logs() -> None:
+    """Install the filters that keep request bytes out of library log lines (idempotent)."""
+    server_log = logging.getLogger("aiohttp.server")
+    if _MALFORMED_FILTER not in server_log.filters:
+        server_log.addFilter(_MALFORMED_FILTER)
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:

@@ -4,6 +4,7 @@ appears, every line carries its request's id, and each request has one access li
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -174,3 +175,21 @@ async def test_log_prompts_switch_is_what_puts_prompts_in_the_log(router, upstre
     assert "COMPLETION-91bc" in text
     for key in (CLIENT_KEY, BAD_KEY, UPSTREAM_KEY):  # keys never, even then
         assert key not in text
+
+
+async def test_a_malformed_request_is_logged_without_its_bytes(router, upstreams, json_log: io.StringIO) -> None:
+    fast = await upstreams("fast")
+    running = await router({"llms": [llm("fast", fast)]})
+    start = len(json_log.getvalue())
+    reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + CLIENT_KEY.encode()
+                 + b"\x01\r\nContent-Length: 0\r\n\r\n")
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.0 400")
+    lines = [json.loads(line) for line in json_log.getvalue()[start:].splitlines()]
+    server_lines = [line for line in lines if line["logger"] == "aiohttp.server"]
+    assert [(line["level"], line["msg"]) for line in server_lines] == [
+        ("warning", "refused a malformed HTTP request from 127.0.0.1: BadHttpMessage (status 400)")]
+    assert CLIENT_KEY not in json_log.getvalue()[start:]
