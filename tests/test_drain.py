@@ -99,9 +99,9 @@ def json_lines(served: Served) -> list[dict[str, Any]]:
 
 async def test_sigterm_drains_every_stream_under_load(upstreams, tmp_path: Path) -> None:
     fast: ScriptedUpstream = await upstreams("fast")
-    fast.script.chunks = [f"part{index} " for index in range(10)]
-    fast.script.chunk_delay = 0.3  # each stream takes about 3 s
-    delay, budget, streams = 1.5, 15.0, 8
+    fast.script.chunks = [f"part{index} " for index in range(20)]
+    fast.script.chunk_delay = 0.3  # each stream takes about 6 s: past the delay, into the refusing phase
+    delay, budget, streams = 2.5, 20.0, 8
     served, reader = await serve(tmp_path, {"router": {"drain": {"delay_seconds": delay, "timeout_seconds": budget}},
                                             "llms": [llm("fast", fast)]})
     try:
@@ -127,6 +127,7 @@ async def test_sigterm_drains_every_stream_under_load(upstreams, tmp_path: Path)
             return status == 503 and body["error"]["code"] == "server_shutting_down"
         await wait_for(refused, delay + 2)
         assert time.monotonic() - signalled >= delay
+        assert not any(stream.done() for stream in running)  # still streaming while new requests are refused
         assert (await status_of(served.url, "/health/live"))[0] == 200  # probes are still answered
 
         results = await asyncio.gather(*running)
