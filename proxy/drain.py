@@ -53,7 +53,7 @@ class Drain:
     def __init__(self, metrics: RouterMetrics | None = None) -> None:
         self.phase: Phase = "serving"
         self.metrics = metrics
-        self._inflight: dict[asyncio.Task[object], web.Request] = {}
+        self._inflight: set[asyncio.Task[object]] = set()
         self._interrupted: set[asyncio.Task[object]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -102,7 +102,7 @@ class Drain:
             return await handler(request)
         task = asyncio.current_task()
         assert task is not None
-        self._track(task, request)
+        self._track(task)
         try:
             return await handler(request)
         except asyncio.CancelledError:
@@ -113,12 +113,12 @@ class Drain:
         finally:
             self._untrack(task)
 
-    def _track(self, task: asyncio.Task[object], request: web.Request) -> None:
-        self._inflight[task] = request
+    def _track(self, task: asyncio.Task[object]) -> None:
+        self._inflight.add(task)
         self._idle.clear()
 
     def _untrack(self, task: asyncio.Task[object]) -> None:
-        self._inflight.pop(task, None)
+        self._inflight.discard(task)
         self._interrupted.discard(task)
         if not self._inflight:
             self._idle.set()

@@ -18,8 +18,9 @@ import aiohttp
 import pytest
 import yaml
 from conftest import ScriptedUpstream, llm
+from llm_router.proxy.app import STATE
 from llm_router.proxy.config import DrainSettings
-from llm_router.proxy.drain import Drain, drain_requests
+from llm_router.proxy.drain import drain_requests
 from llm_router.proxy.quickstart import free_port
 
 CHAT = {"model": "fast", "messages": [{"role": "user", "content": "tell me a story"}]}
@@ -185,31 +186,28 @@ async def test_streams_still_open_when_the_budget_is_spent_end_with_an_error_eve
     assert "drain budget spent: interrupted 4 requests still in flight" in messages
 
 
-async def test_drain_phases_in_process() -> None:
-    drain = Drain()
-    finished = asyncio.Event()
-
-    async def request() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        drain._track(task, None)  # type: ignore[arg-type]
-        try:
-            await finished.wait()
-        finally:
-            drain._untrack(task)
-
-    task = asyncio.create_task(request())
-    await asyncio.sleep(0)
-    assert drain.inflight == 1
-    running = asyncio.create_task(drain_requests(drain, DrainSettings(delay_seconds=0.2, timeout_seconds=5)))
+async def test_drain_phases_in_process(router, upstreams) -> None:
+    fast: ScriptedUpstream = await upstreams("fast")
+    fast.script.chunks = [f"part{index} " for index in range(8)]
+    fast.script.chunk_delay = 0.1
+    running = await router({"llms": [llm("fast", fast)]})
+    drain = running.app[STATE].drain
+    stream = asyncio.create_task(stream_events(running.url, CHAT))
+    async with asyncio.timeout(5):
+        while drain.inflight < 1:
+            await asyncio.sleep(0.01)
+    draining = asyncio.create_task(drain_requests(drain, DrainSettings(delay_seconds=0.2, timeout_seconds=5)))
     await asyncio.sleep(0.05)
     assert drain.phase == "draining"
-    await asyncio.sleep(0.3)
+    assert (await status_of(running.url, "/health/ready"))[0] == 503
+    await asyncio.sleep(0.25)
     assert drain.phase == "refusing"
-    assert not running.done()  # waits for the request in flight
-    finished.set()
-    await asyncio.wait_for(running, 1)
-    await task
+    assert not draining.done()  # waits for the stream in flight
+    status, body, _ = await status_of(running.url, "/v1/chat/completions", "POST", CHAT)
+    assert (status, body["error"]["code"]) == (503, "server_shutting_down")
+    await asyncio.wait_for(draining, 5)
+    events = await stream
+    assert events[-1] == b"[DONE]"
     assert drain.inflight == 0
 
 
