@@ -313,7 +313,8 @@ class RequestLimits(_Strict):
     """Chat requests with more messages get 400."""
     max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 32 * 1024
     """All request header names and values together; more gets 431. ``serve``
-    also caps one header line at this size while parsing (read at start-up)."""
+    also caps one header line, and the request line, at this size while parsing
+    (aiohttp's plain-text 400; read at start-up)."""
     body_read_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     """Longest time to receive a request body; a slower client gets 408 and the
     connection is closed."""
