@@ -23,19 +23,26 @@ from aiohttp import web
 
 from .active_config import ActiveConfig, ConfigHolder
 from .api_keys import KeyResolver
-from .config import POLICY_MODEL_PREFIX, RouterConfig, redacted
+from .client_auth import ClientKey, ClientKeyFile, Forbidden, authenticate, authorize, visible_models
+from .config import POLICY_MODEL_PREFIX, ClientAuthSettings, RouterConfig, redacted
 from .config_watch import watch_config
 from .conversation import Turn, chat_turns, prompt_turns
-from .errors import InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge, RouterError
+from .drain import Drain, response_prepare_hook
+from .errors import InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge, RouterError, TooManyRequests
 from .forwarding import CLIENT_CLOSED, REQUEST_ID, REQUEST_ID_KEY, Exchange, Forwarder
+from .logs import REQUEST_ID as REQUEST_ID_VAR
+from .logs import redact_library_logs
 from .metrics import CONTENT_TYPE, RouterMetrics
+from .rate_limits import RateLimiter
 from .request_body import parse_json_object, validate_chat, validate_completion
+from .request_limits import RequestTimeout, check_headers
 from .routing import RouteDecision, Target, decide, select_target
 from .upstream import Operation, new_session
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGES = 10_000
+CLIENT_KEY = web.RequestKey("llm_router_client_key", ClientKey)
+EXCHANGE = web.RequestKey("llm_router_exchange", Exchange)
 
 
 @dataclass
@@ -45,6 +52,9 @@ class RouterState:
     keys: KeyResolver = field(default_factory=KeyResolver)
     forwarder: Forwarder | None = None
     ready: bool = False
+    drain: Drain = field(default_factory=Drain)
+    client_key_files: dict[str, ClientKeyFile] = field(default_factory=dict)
+    rate_limiter: RateLimiter = field(default_factory=RateLimiter)
     _request_ids: Iterator[int] = field(default_factory=itertools.count)
     _id_prefix: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
@@ -59,10 +69,13 @@ STATE = web.AppKey("llm_router_state", RouterState)
 def create_app(config: RouterConfig, *, config_path: Path | None = None, reload_interval: float = 1.0,
                metrics: RouterMetrics | None = None) -> web.Application:
     metrics = metrics or RouterMetrics()
-    state = RouterState(ConfigHolder(config, metrics, source=str(config_path) if config_path else None), metrics)
+    redact_library_logs()
+    state = RouterState(ConfigHolder(config, metrics, source=str(config_path) if config_path else None), metrics,
+                        drain=Drain(metrics))
     # The per-config body limit is enforced while reading; this is aiohttp's hard cap.
     app = web.Application(middlewares=[_errors_middleware], client_max_size=512 * 1024 * 1024 + 1)
     app[STATE] = state
+    app.on_response_prepare.append(response_prepare_hook(state.drain))
     app.cleanup_ctx.append(_upstream_session)
     app.cleanup_ctx.append(_embedded_models)
     if config_path is not None:
@@ -118,10 +131,18 @@ def _config_watcher(path: Path, interval: float) -> Callable[[web.Application], 
 @web.middleware
 async def _errors_middleware(request: web.Request,
                              handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    request_id = request.headers.get(REQUEST_ID) or request.app[STATE].new_request_id()
+    started = time.perf_counter()
+    state = request.app[STATE]
+    request_id = _client_request_id(request.headers.get(REQUEST_ID)) or state.new_request_id()
     request[REQUEST_ID_KEY] = request_id  # responses prepared by handlers carry it too
+    REQUEST_ID_VAR.set(request_id)  # this request's task has its own context: every log line carries it
     try:
-        response = await handler(request)
+        settings = state.holder.active.config.router
+        check_headers(request.raw_headers, settings.limits)
+        state.drain.admit(request)
+        if settings.auth.enabled:
+            _authenticate(request, state, settings.auth)
+        response = await state.drain.run(request, handler)
     except RouterError as error:
         response = _error_response(error)
         _count_error(request, error.status, error.code or error.error_type)
@@ -139,12 +160,55 @@ async def _errors_middleware(request: web.Request,
         _count_error(request, 500, "internal_error")
     if not response.prepared:
         response.headers[REQUEST_ID] = request_id
+    _access_log(request, response, started)
     return response
+
+
+def _client_request_id(value: str | None) -> str | None:
+    """A client's ``x-request-id``, if it is a sane one (it lands in logs and headers)."""
+    if value and len(value) <= 128 and value.isprintable() and value.isascii():
+        return value
+    return None
+
+
+def _access_log(request: web.Request, response: web.StreamResponse, started: float) -> None:
+    """One line per request: the outcome and the routing decision, never the prompt or the key."""
+    level = logging.DEBUG if request.path.startswith(("/health/", "/metrics")) else logging.INFO
+    if not log.isEnabledFor(level):
+        return
+    fields: dict[str, Any] = {"method": request.method, "path": request.path, "status": response.status,
+                              "duration_ms": round((time.perf_counter() - started) * 1000, 3)}
+    exchange = request.get(EXCHANGE)
+    if exchange is not None:
+        decision = exchange.decision
+        fields.update(status=exchange.status or response.status, policy=exchange.policy_label,
+                      route=decision.route, category=decision.category, llm=exchange.llm,
+                      fallbacks=",".join(exchange.tried), stream=exchange.stream)
+    client = request.get(CLIENT_KEY)
+    if client is not None:
+        fields["client"] = client.name
+    log.log(level, "%s %s %s", request.method, request.path, fields["status"], extra={"fields": fields})
+
+
+def _authenticate(request: web.Request, state: RouterState, auth: ClientAuthSettings) -> None:
+    """Every ``/v1/`` request needs a known client key; health and metrics stay open."""
+    if auth.keys_file is not None and request.path.startswith("/v1/"):
+        request[CLIENT_KEY] = authenticate(_client_keys(state, auth.keys_file), request.headers)
+
+
+def _client_keys(state: RouterState, path: str) -> tuple[ClientKey, ...]:
+    key_file = state.client_key_files.get(path)
+    if key_file is None:
+        key_file = state.client_key_files[path] = ClientKeyFile(path, state.metrics)
+    return key_file.current()
 
 
 def _error_response(error: RouterError) -> web.Response:
     body = error.raw_body or json.dumps(error.body()).encode()
-    return web.Response(body=body, status=error.status, content_type="application/json", headers=error.headers)
+    response = web.Response(body=body, status=error.status, content_type="application/json", headers=error.headers)
+    if error.headers.get("Connection") == "close":
+        response.force_close()  # also skips reading what is left of an unread request body
+    return response
 
 
 def _from_http_exception(exc: web.HTTPException) -> RouterError:
@@ -196,6 +260,18 @@ async def _routed(request: web.Request, operation: Operation) -> web.StreamRespo
         log.info("prompt request_id=%s %s", request[REQUEST_ID_KEY],
                  json.dumps(body.get("messages", body.get("prompt")), ensure_ascii=False))
     exchange = Exchange(request, active, operation, body, decision, started, stream=stream)
+    request[EXCHANGE] = exchange
+    client = request.get(CLIENT_KEY)
+    limiter = state.rate_limiter.limiter(client.name, client.limits, time.monotonic()) if client else None
+    if limiter is not None:
+        refusal = limiter.admit(time.monotonic())
+        if refusal is not None:
+            assert client is not None
+            state.metrics.child(state.metrics.rate_limited, client.name, refusal.limit).inc()
+            exchange.status = 429
+            raise TooManyRequests(f"this API key's {refusal.limit.replace('_', ' ')} limit is reached; retry in "
+                                  f"{refusal.retry_after_header}s", code="rate_limit_exceeded",
+                                  headers={"Retry-After": refusal.retry_after_header})
     assert state.forwarder is not None
     try:
         response = await state.forwarder.forward(exchange)
@@ -207,6 +283,8 @@ async def _routed(request: web.Request, operation: Operation) -> web.StreamRespo
         raise
     finally:
         _record(state.metrics, exchange, request.path, started)
+        if limiter is not None:
+            limiter.charge_tokens(exchange.usage_tokens, time.monotonic())
     return response
 
 
@@ -217,34 +295,39 @@ def _record(metrics: RouterMetrics, exchange: Exchange, path: str, started: floa
     elapsed = time.perf_counter() - started
     metrics.child(metrics.request_duration, exchange.policy_label, exchange.llm, "true" if exchange.stream else "false"
                                     ).observe(elapsed)
-    if log.isEnabledFor(logging.INFO):
-        log.info("routed policy=%s route=%s category=%s llm=%s fallbacks=%s status=%s ms=%.1f",
-                 exchange.policy_label, decision.route, decision.category, exchange.llm,
-                 ",".join(exchange.tried) or "-", status, elapsed * 1000)
 
 
 async def _read_json(request: web.Request, active: ActiveConfig) -> dict[str, Any]:
-    limit = active.config.router.max_body_bytes
+    settings = active.config.router
+    limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the request body has {request.content_length} bytes; the limit is {limit}",
                               code="request_too_large")
-    if request.content_length is not None:
-        raw = await request.read()
-    else:
-        chunks = bytearray()
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            chunks += chunk
-            if len(chunks) > limit:
-                raise PayloadTooLarge(f"the request body exceeds the limit of {limit} bytes",
-                                      code="request_too_large")
-        raw = bytes(chunks)
+    timeout = settings.limits.body_read_timeout_seconds
+    try:
+        async with asyncio.timeout(timeout):
+            raw = await _read_body(request, limit)
+    except TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {timeout:g}s", code="request_timeout",
+                             headers={"Connection": "close"}) from None
     return parse_json_object(raw)
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None:
+        return await request.read()
+    chunks = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        chunks += chunk
+        if len(chunks) > limit:
+            raise PayloadTooLarge(f"the request body exceeds the limit of {limit} bytes", code="request_too_large")
+    return bytes(chunks)
 
 
 async def _decide(request: web.Request, state: RouterState, active: ActiveConfig, body: dict[str, Any],
                   operation: Operation) -> RouteDecision:
     if operation == "chat":
-        validate_chat(body, MAX_MESSAGES)
+        validate_chat(body, active.config.router.limits.max_messages)
     else:
         validate_completion(body)
     target = select_target(body, active.config)
@@ -252,6 +335,9 @@ async def _decide(request: web.Request, state: RouterState, active: ActiveConfig
     classifier = active.classifiers.get(target.policy.name) if target.policy is not None else None
     user = body.get("user")
     decision = await decide(target, classifier, turns, request.headers, user if isinstance(user, str) else None)
+    client = request.get(CLIENT_KEY)
+    if client is not None:
+        decision = authorize(client, decision)
     metrics = state.metrics
     if decision.classifier is not None:
         metrics.child(metrics.classification_duration, decision.policy, decision.classifier).observe(
@@ -290,10 +376,17 @@ async def _models(request: web.Request) -> web.Response:
     data += [{"id": llm.name, "object": "model", "created": created, "owned_by": "llm-router",
               "llm_router": {"kind": "llm", "model": llm.model, "context_window": llm.context_window}}
              for llm in active.config.llms]
+    client = request.get(CLIENT_KEY)
+    if client is not None:
+        data = visible_models(client, data)
     return web.json_response({"object": "list", "data": data})
 
 
 async def _router_config(request: web.Request) -> web.Response:
+    client = request.get(CLIENT_KEY)
+    if client is not None and not client.may_see_config:
+        raise Forbidden("only an API key allowed every policy (\"*\") may read the router's config",
+                        code="config_not_allowed")
     holder = request.app[STATE].holder
     active = holder.active
     return web.json_response({"revision": active.revision, "applied_at": active.applied_at,
@@ -307,8 +400,10 @@ async def _live(request: web.Request) -> web.Response:
 
 async def _ready(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    body = {"status": "ready" if state.ready else "not ready", "config_revision": state.holder.active.revision}
-    return web.json_response(body, status=200 if state.ready else 503)
+    ready = state.ready and state.drain.phase == "serving"
+    status = "ready" if ready else "draining" if state.drain.phase != "serving" else "not ready"
+    body = {"status": status, "config_revision": state.holder.active.revision}
+    return web.json_response(body, status=200 if ready else 503)
 
 
 async def _metrics(request: web.Request) -> web.Response:

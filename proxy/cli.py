@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from .active_config import ActiveConfig
 from .config_file import ConfigError, load_config_file
 from .conversation import Turn
 from .encoder_build import add_models_command, run_models_command
+from .logs import configure_logging
 from .routing import decide, select_target
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "quickstart.yaml"
@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--reload-interval", type=float, default=1.0, help="seconds between config file checks")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-format", default="text", choices=["json", "text"],
+                       help="json: one object per line (for log collectors); text: for reading")
 
     route = commands.add_parser("route", help="print the routing decision for a prompt, calling no LLM")
     route.add_argument("--config", type=Path, required=True)
@@ -92,14 +94,18 @@ def _load_or_exit(path: Path):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from .app import create_app
+    configure_logging(args.log_level, args.log_format)
+    from .app import STATE, create_app
+    from .drain import serve_until_signalled
+    from .request_limits import server_options
 
     config = _load_or_exit(args.config)
     app = create_app(config, config_path=args.config, reload_interval=args.reload_interval)
-    print(f"llm-router serving on http://{args.host}:{args.port}/v1 (config {args.config})", flush=True)
-    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, handler_cancellation=True,
-                shutdown_timeout=30)
+    settings = config.router
+    # Drained before cleanup starts: the runner's own shutdown only closes idle connections.
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=2,
+                           **server_options(settings.limits))
+    asyncio.run(serve_until_signalled(runner, app[STATE].drain, settings.drain, args.host, args.port))
     return 0
 
 

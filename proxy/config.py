@@ -276,6 +276,53 @@ class ClassifierBackend(_Strict):
     to the ``proxy/`` package (the trained heads committed with the project)."""
 
 
+class ClientAuthSettings(_Strict):
+    """API keys clients must present (``Authorization: Bearer <key>`` or ``api-key``)."""
+
+    enabled: bool = False
+    keys_file: Annotated[str, Field(min_length=1)] | None = None
+    """YAML or JSON listing the keys (in a cluster, a mounted Secret); re-read
+    when it changes. An invalid new file is refused and the last good one kept.
+    ``proxy/client_auth.py`` documents the format."""
+
+    @model_validator(mode="after")
+    def _file_when_enabled(self) -> ClientAuthSettings:
+        if self.enabled and self.keys_file is None:
+            raise ValueError("auth.enabled needs auth.keys_file")
+        return self
+
+
+class DrainSettings(_Strict):
+    """What ``llm-router serve`` does on SIGTERM. Kubernetes sends it while the
+    Service endpoints still point at the pod, so: readiness turns false at once,
+    requests are still accepted for ``delay_seconds``, then new ones get 503
+    ``server_shutting_down``; requests in flight get ``timeout_seconds`` to
+    finish (streams still open then end with an error event); then the process
+    exits. Set the pod's ``terminationGracePeriodSeconds`` above the sum.
+    Read at start-up; a reload does not change it."""
+
+    delay_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
+    timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+
+
+class RequestLimits(_Strict):
+    """Limits on what a client may send, besides ``max_body_bytes``."""
+
+    max_messages: Annotated[int, Field(gt=0, le=1_000_000)] = 10_000
+    """Chat requests with more messages get 400."""
+    max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 32 * 1024
+    """All request header names and values together; more gets 431. ``serve``
+    also caps one header line, and the request line, at this size while parsing
+    (aiohttp's plain-text 400; read at start-up)."""
+    body_read_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    """Longest time to receive a request body; a slower client gets 408 and the
+    connection is closed."""
+    header_read_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    """``serve`` closes a connection that has not completed a request's headers
+    this long after it opened or went idle (aiohttp's keep-alive timeout;
+    read at start-up)."""
+
+
 class RouterSettings(_Strict):
     default_policy: str | None = None
     """Policy used when a request names neither a policy nor an LLM."""
@@ -285,6 +332,9 @@ class RouterSettings(_Strict):
     log_prompts: bool = False
     """Log prompts (and non-streamed completions) at INFO. Off unless the
     operator of the router turns it on."""
+    auth: ClientAuthSettings = ClientAuthSettings()
+    drain: DrainSettings = DrainSettings()
+    limits: RequestLimits = RequestLimits()
 
 
 class RouterConfig(_Strict):

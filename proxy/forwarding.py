@@ -64,6 +64,8 @@ class Exchange:
     """LLMs that failed before the one that answered."""
     status: int = 0
     llm: str = ""
+    usage_tokens: int = 0
+    """Prompt plus completion tokens the LLM reported (counted against client token limits)."""
 
     @property
     def policy_label(self) -> str:
@@ -269,6 +271,7 @@ class Forwarder:
         completion_tokens = usage.get("completion_tokens")
         prompt_tokens = prompt_tokens if isinstance(prompt_tokens, int) else 0
         completion_tokens = completion_tokens if isinstance(completion_tokens, int) else 0
+        exchange.usage_tokens = prompt_tokens + completion_tokens
         if input_known:
             self.metrics.child(self.metrics.token_usage, llm.name, llm.model, "input").observe(prompt_tokens)
         self.metrics.child(self.metrics.token_usage, llm.name, llm.model, "output").observe(completion_tokens)

@@ -75,6 +75,14 @@ class RouterMetrics:
         self.config_reloads = Counter(
             "llm_router_config_reloads", "Config load attempts by result (applied, invalid, unchanged).",
             ["result"], registry=r)
+        self.client_keys_reloads = Counter(
+            "llm_router_client_keys_reloads", "Client keys file loads by result (applied, invalid).",
+            ["result"], registry=r)
+        self.rate_limited = Counter(
+            "llm_router_client_rate_limited", "Requests refused by a client key's limit.",
+            ["client", "limit"], registry=r)
+        self.draining = Gauge(
+            "llm_router_draining", "1 while the router drains before exiting (readiness false).", registry=r)
         self.config_info = Gauge(
             "llm_router_config_info", "The active config: 1 for its revision and schema version.",
             ["revision", "schema_version"], registry=r)
