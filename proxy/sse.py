@@ -34,7 +34,7 @@ class StreamRelay:
         self.events = 0
         self.malformed: bytes | None = None
         """The first event whose data is neither a JSON object nor ``[DONE]``
-        (it is not passed on; the stream is broken from there)."""
+        (neither it nor anything after it is passed on: the stream is broken)."""
         self._pending = b""
 
     @property
@@ -64,6 +64,8 @@ class StreamRelay:
     def _event(self, event: bytes) -> bytes:
         # Substring checks first: the regexes run only on the few events they can match.
         self.events += 1
+        if self.malformed is not None:
+            return b""  # the stream is broken: nothing after it goes out
         data_at = event.find(b"data:")
         if data_at >= 0:
             data = event[data_at + 5:].strip()

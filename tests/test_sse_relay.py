@@ -171,7 +171,7 @@ def test_flags(event: bytes, expected: tuple[bool, bool]) -> None:
     assert relay.malformed is None
 
 
-# A data event that is neither a JSON object nor [DONE] breaks the stream: held back and noted.
+# A data event that is neither a JSON object nor [DONE] breaks the stream: it and what follows are held back.
 MALFORMED_CASES = [
     pytest.param(b"data: [DONE] later\n\n", id="not-done"),
     pytest.param(b"data: hello world\n\n", id="plain-text"),
@@ -184,7 +184,8 @@ MALFORMED_CASES = [
 @pytest.mark.parametrize("event", MALFORMED_CASES)
 def test_malformed_event_is_held_back(event: bytes) -> None:
     relay = StreamRelay(strip_usage=False)
-    assert relay.feed(HELLO + event + STOP) == HELLO + STOP
+    assert relay.feed(HELLO + event + STOP) == HELLO
+    assert relay.feed(DONE) + relay.flush() == b""
     assert relay.malformed == event
     assert relay.saw_content
 
