@@ -229,9 +229,24 @@ class Forwarder:
 
     async def _obtain(self, exchange: Exchange, plan: list[LLMRuntime]) -> Attempt:
         """The first usable answer from the plan's LLMs: in order, hedged where configured."""
+        if any(runtime.llm.hedge_after is not None for runtime in plan[:-1]):
+            return await self._hedged(exchange, plan)
+        # No hedging: one call at a time, in this task (no task to create on the hot path).
+        for position, runtime in enumerate(plan):
+            exchange.llm = runtime.llm.name
+            try:
+                return await self._try_llm(exchange, runtime)
+            except (UpstreamFailure, TooManyRequests) as failure:
+                retryable = isinstance(failure, TooManyRequests) or failure.retryable
+                if not retryable or position + 1 == len(plan):
+                    raise self._client_error(failure) from None
+                self._note_fallback(exchange, runtime, failure, plan[position + 1:])
+        raise AssertionError("a plan always has at least one LLM")
+
+    async def _hedged(self, exchange: Exchange, plan: list[LLMRuntime]) -> Attempt:
+        """Like the plain order, but an LLM silent for its ``hedge_after`` gets the next one started beside it."""
         running: dict[asyncio.Task[Attempt], LLMRuntime] = {}
         launched = 0
-        last_failure: UpstreamFailure | TooManyRequests | None = None
 
         def launch() -> LLMRuntime:
             nonlocal launched
@@ -245,12 +260,7 @@ class Forwarder:
         try:
             while True:
                 hedge_after = newest.llm.hedge_after if launched < len(plan) else None
-                if len(running) == 1 and hedge_after is None:
-                    task = next(iter(running))
-                    await asyncio.wait((task,))
-                    done = {task}
-                else:
-                    done, _ = await asyncio.wait(running, timeout=hedge_after, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(running, timeout=hedge_after, return_when=asyncio.FIRST_COMPLETED)
                 if not done:
                     self.metrics.child(self.metrics.hedges, newest.llm.name).inc()
                     log.info("LLM %s has not answered in %gs, also asking %s", newest.llm.name, hedge_after,
@@ -262,19 +272,15 @@ class Forwarder:
                     try:
                         attempt = task.result()
                     except (UpstreamFailure, TooManyRequests) as failure:
-                        last_failure = failure
                         retryable = isinstance(failure, TooManyRequests) or failure.retryable
-                        if not retryable:
+                        if not retryable or not (running or launched < len(plan)):
                             raise self._client_error(failure) from None
                         self._note_fallback(exchange, runtime, failure, plan[launched:])
                         continue
                     exchange.llm = runtime.llm.name
                     return attempt
                 if not running:
-                    if launched == len(plan):
-                        assert last_failure is not None
-                        raise self._client_error(last_failure)
-                    newest = launch()
+                    newest = launch()  # the last failure above was not the route's last LLM
         finally:
             await self._drop(running)
 
