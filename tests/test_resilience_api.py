@@ -98,6 +98,25 @@ async def test_no_hedge_when_the_answer_comes_in_time(router, upstreams):
     assert not backup.received
 
 
+# ------------------------------------------------------------------ first content token
+
+async def test_events_before_the_first_content_are_held_then_delivered(router, upstreams):
+    primary, backup = await upstreams("primary"), await upstreams("backup")
+    primary.script.role_first, primary.script.content_delay = True, 0.3
+    running = await router(route_config(primary, backup, primary_extra={"timeouts": {"first_token": 1.5}}))
+    started = time.monotonic()
+    async with aiohttp.ClientSession() as session, session.post(f"{running.base_url}/chat/completions", json={
+            "model": "router:p", "stream": True, "messages": [{"role": "user", "content": "x"}]}) as response:
+        first = await response.content.readany()
+        waited = time.monotonic() - started
+        raw = first + await response.read()
+    assert response.headers["x-llm-router-llm"] == "primary"
+    assert 0.3 <= waited <= 0.3 + SLACK  # nothing went out before the content, the role event included
+    assert first.index(b'"role": "assistant"') < first.index(b"Hello")
+    assert raw.endswith(b"data: [DONE]\n\n")
+    assert not backup.received
+
+
 # ------------------------------------------------------------------ retries
 
 async def test_retry_with_backoff_on_the_same_llm(router, upstreams):
