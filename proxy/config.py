@@ -123,7 +123,9 @@ class CircuitBreakerConfig(_Strict):
     broken answers; not 4xx or 429), each within ``window_seconds`` of the first,
     open the circuit: the LLM is skipped for ``open_seconds``. Then up to
     ``half_open_probes`` requests at a time are let through; the first success
-    closes the circuit, a failure opens it again."""
+    closes the circuit, a failure opens it again. When every LLM of a route has
+    an open circuit the request gets 503 (``llm_circuit_open``, with
+    ``Retry-After``) at once, rather than waiting on LLMs known to be failing."""
 
     enabled: bool = True
     failures: Annotated[int, Field(ge=1, le=1000)] = 5
@@ -168,7 +170,7 @@ class LLMConfig(_Strict):
     hedge_after: Annotated[float, Field(gt=0, le=3600)] | None = None
     """Seconds without an answer from this LLM after which the route's next LLM
     is asked too; the first answer wins and the other call is cancelled. Off
-    unless set."""
+    unless set; no effect on the last LLM of a route."""
     circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
     weight: Annotated[int, Field(ge=0, le=100)] = 100
     """Share of traffic of ``api_base`` among the ``endpoints`` (canary splits)."""

@@ -41,8 +41,12 @@ def estimate_tokens(body: dict[str, Any]) -> int:
     return -(-chars // CHARS_PER_TOKEN) + framing + reserved
 
 
+def fits(llm: LLMConfig, needed: int) -> bool:
+    return llm.context_window is None or llm.context_window >= needed
+
+
 def fitting(candidates: Iterable[LLMConfig], needed: int) -> list[LLMConfig]:
-    return [llm for llm in candidates if llm.context_window is None or llm.context_window >= needed]
+    return [llm for llm in candidates if fits(llm, needed)]
 
 
 def too_long(needed: int, candidates: Iterable[LLMConfig]) -> InvalidRequest:

@@ -32,7 +32,7 @@ from .active_config import ActiveConfig
 from .api_keys import KeyResolver
 from .balancing import Replica, choose
 from .config import LLMConfig
-from .context_window import estimate_tokens, fitting, too_long
+from .context_window import estimate_tokens, fits, too_long
 from .errors import NoRoute, RouterError, TooManyRequests, UpstreamTimeout, UpstreamUnreachable, error_bytes
 from .llm_runtime import LLMRuntime
 from .metrics import RouterMetrics
@@ -200,16 +200,15 @@ class Forwarder:
         candidates = [runtimes[name] for name in exchange.decision.candidates]
         if any(runtime.llm.context_window is not None for runtime in candidates):
             needed = estimate_tokens(exchange.body)
-            fit = fitting((runtime.llm for runtime in candidates), needed)
+            fit = [runtime for runtime in candidates if fits(runtime.llm, needed)]
             if not fit:
                 error = too_long(needed, (runtime.llm for runtime in candidates))
                 error.param = "prompt" if exchange.operation == "text_completion" else "messages"
                 raise error
-            if len(fit) < len(candidates):
-                for runtime in candidates:
-                    if runtime.llm not in fit:
-                        self.metrics.child(self.metrics.skipped, runtime.llm.name, "context_window").inc()
-                candidates = [runtime for runtime in candidates if runtime.llm in fit]
+            for runtime in candidates:
+                if runtime not in fit:
+                    self.metrics.child(self.metrics.skipped, runtime.llm.name, "context_window").inc()
+            candidates = fit
         available = [runtime for runtime in candidates if runtime.breaker.available()]
         if not available:
             # Every circuit is open: answer at once rather than wait on LLMs known to be failing.
@@ -288,10 +287,9 @@ class Forwarder:
         """Cancel the calls that lost (their upstream sees the connection close) and free what they hold."""
         for task in running:
             task.cancel()
-        for task in running:
-            with contextlib.suppress(BaseException):
-                attempt = await task
-                attempt.finish("abandoned")
+        for outcome in await asyncio.gather(*running, return_exceptions=True):
+            if isinstance(outcome, Attempt):  # finished before its cancellation arrived
+                outcome.finish("abandoned")
 
     def _note_fallback(self, exchange: Exchange, runtime: LLMRuntime, failure: UpstreamFailure | TooManyRequests,
                        rest: list[LLMRuntime]) -> None:
