@@ -83,6 +83,8 @@ class Seen:
     def describe(self) -> str:
         if self.ending == "answer":
             via = f" after {self.fallbacks} failed" if self.fallbacks else ""
+            if self.llm == "backup" and not self.fallbacks:
+                via = ", hedge won; primary cancelled"
             return f"{self.status} answer from {self.llm}{via}"
         if self.ending == "error_event":
             return f"{self.status}, {len(self.text)} chars, then error event {self.code}, no [DONE]"
@@ -123,6 +125,8 @@ SCENARIOS = [
              "first_token 0.5 s", _slow_stream, primary={"timeouts": {"first_token": 0.5}}, at_least=0.5),
     Scenario("slow first token (non-streamed: headers after 5 s)", False, FAST_FAILOVER, 0.5, "first_token 0.5 s",
              _set(delay=5), primary={"timeouts": {"first_token": 0.5}}, at_least=0.5),
+    Scenario("slow LLM hedged (headers after 5 s; hedge_after 0.2 s)", False, FAST_FAILOVER, 0.2,
+             "hedge_after 0.2 s (first_token 60 s)", _set(delay=5), primary={"hedge_after": 0.2}, at_least=0.2),
     Scenario("no response at all (TCP accepted, never a byte)", False, FAST_FAILOVER, 0.5, "first_token 0.5 s",
              primary={"timeouts": {"first_token": 0.5}}, primary_at="blackhole", at_least=0.5),
     Scenario("connection refused", True, FAST_FAILOVER, 0.0, "connect 5 s (refused at once)", primary_at="refused"),
