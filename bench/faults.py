@@ -24,6 +24,7 @@ def verdict(scenario: Scenario, seen: Seen) -> str:
     expect = scenario.expect
     ok = (seen.status, seen.ending) == (expect.status, expect.ending) and \
         (expect.llm is None or seen.llm == expect.llm) and (expect.code is None or seen.code == expect.code) and \
+        seen.loser_cancelled == ("hedge_after" in scenario.primary) and \
         scenario.at_least <= seen.seconds <= scenario.bound
     return "pass" if ok else "FAIL"
 

@@ -79,12 +79,14 @@ class Seen:
     fallbacks: str = ""
     code: str | None = None
     text: str = ""
+    loser_cancelled: bool = False
+    """Hedged scenarios: the slow LLM's server saw its call cancelled while the router ran on."""
 
     def describe(self) -> str:
         if self.ending == "answer":
             via = f" after {self.fallbacks} failed" if self.fallbacks else ""
             if self.llm == "backup" and not self.fallbacks:
-                via = ", hedge won; primary cancelled"
+                via = ", hedge won; primary " + ("cancelled" if self.loser_cancelled else "NOT cancelled")
             return f"{self.status} answer from {self.llm}{via}"
         if self.ending == "error_event":
             return f"{self.status}, {len(self.text)} chars, then error event {self.code}, no [DONE]"
@@ -259,6 +261,12 @@ async def run(scenario: Scenario) -> tuple[Seen, ScriptedUpstream, ScriptedUpstr
             _read_stream(raw, seen)
         else:
             seen.ending, seen.text = "answer", json.loads(raw)["choices"][0]["message"]["content"]
+        if "hedge_after" in scenario.primary:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    while not primary.cancelled:
+                        await asyncio.sleep(0.005)
+            seen.loser_cancelled = primary.cancelled == 1
         return seen, primary, backup
 
 

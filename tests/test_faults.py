@@ -15,9 +15,9 @@ async def test_fault(scenario: Scenario) -> None:
     assert (seen.status, seen.ending) == (expect.status, expect.ending), seen.describe()
     if expect.llm is not None:
         assert seen.llm == expect.llm
-        # A hedged primary lost a race, it did not fail (test_resilience_api checks its call is cancelled).
-        hedged = "hedge_after" in scenario.primary
+        hedged = "hedge_after" in scenario.primary  # the primary lost a race, it did not fail
         assert seen.fallbacks == ("primary" if expect.llm == "backup" and not hedged else "")
+        assert seen.loser_cancelled == hedged
     if expect.code is not None:
         assert seen.code == expect.code
     if expect.text == "primary":
