@@ -23,7 +23,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
@@ -113,8 +113,8 @@ def decision_headers(exchange: Exchange, overhead_seconds: float) -> dict[str, s
     return headers
 
 
-Outcome = str
-"""How an attempt ended for its LLM's circuit breaker: ``success``, ``failure`` or ``abandoned``."""
+Outcome = Literal["success", "failure", "abandoned"]
+"""How an attempt ended, for its LLM's circuit breaker."""
 
 
 @dataclass(eq=False, slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -54,8 +55,8 @@ class Scenario:
     """Extra config of the primary LLM."""
     backup: dict[str, Any] = field(default_factory=dict)
     router: dict[str, Any] = field(default_factory=dict)
-    primary_at: Literal["scripted", "refused", "blackhole"] = "scripted"
-    backup_at: Literal["scripted", "refused", "blackhole"] = "scripted"
+    primary_at: Literal["scripted", "refused", "blackhole", "unaccepting"] = "scripted"
+    backup_at: Literal["scripted", "refused", "blackhole", "unaccepting"] = "scripted"
     at_least: float = 0.0
     """The client must not get its outcome sooner (a deadline that fired early would be a bug too)."""
     warm_up: int = 0
@@ -131,6 +132,8 @@ SCENARIOS = [
              "hedge_after 0.2 s (first_token 60 s)", _set(delay=5), primary={"hedge_after": 0.2}, at_least=0.2),
     Scenario("no response at all (TCP accepted, never a byte)", False, FAST_FAILOVER, 0.5, "first_token 0.5 s",
              primary={"timeouts": {"first_token": 0.5}}, primary_at="blackhole", at_least=0.5),
+    Scenario("connection never established (SYN unanswered)", True, FAST_FAILOVER, 0.3, "connect 0.3 s",
+             primary={"timeouts": {"connect": 0.3}}, primary_at="unaccepting", at_least=0.3),
     Scenario("connection refused", True, FAST_FAILOVER, 0.0, "connect 5 s (refused at once)", primary_at="refused"),
     Scenario("HTTP 500", False, FAST_FAILOVER, 0.0, "none (immediate failover)", _set(status=500)),
     Scenario("HTTP 503", True, FAST_FAILOVER, 0.0, "none (immediate failover)", _set(status=503)),
@@ -199,10 +202,27 @@ class Blackhole:
             self.server.close()
 
 
+class Unaccepting:
+    """A listening socket whose accept queue is full: new connections are never established (the kernel
+    drops their SYNs), so a client waits out its connect deadline."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(0)
+        self.port = self.listener.getsockname()[1]
+        self.filler = socket.create_connection(("127.0.0.1", self.port))  # takes the one queue slot
+
+    def stop(self) -> None:
+        self.filler.close()
+        self.listener.close()
+
+
 @contextlib.asynccontextmanager
 async def lab(scenario: Scenario) -> AsyncIterator[tuple[str, ScriptedUpstream, ScriptedUpstream]]:
     """The scenario's upstreams and router, running; yields the router's base URL and the two upstreams."""
     primary, backup, blackhole = ScriptedUpstream("primary"), ScriptedUpstream("backup"), Blackhole()
+    unaccepting = Unaccepting()
     runner: web.AppRunner | None = None
     try:
         for upstream in (primary, backup):
@@ -211,7 +231,8 @@ async def lab(scenario: Scenario) -> AsyncIterator[tuple[str, ScriptedUpstream, 
         scenario.script(primary, backup)
 
         def base(at: str, upstream: ScriptedUpstream) -> str:
-            port = {"scripted": upstream.port, "refused": free_port(), "blackhole": blackhole.port}[at]
+            port = {"scripted": upstream.port, "refused": free_port(), "blackhole": blackhole.port,
+                    "unaccepting": unaccepting.port}[at]
             return f"http://127.0.0.1:{port}/v1"
 
         config = {
@@ -237,6 +258,7 @@ async def lab(scenario: Scenario) -> AsyncIterator[tuple[str, ScriptedUpstream, 
         for upstream in (primary, backup):
             await upstream.stop()
         blackhole.stop()
+        unaccepting.stop()
 
 
 async def run(scenario: Scenario) -> tuple[Seen, ScriptedUpstream, ScriptedUpstream]:
