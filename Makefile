@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # llama-cpp-python builds from source; a portable build runs on any x86_64 CPU.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: run test lint bench bench-classifier bench-triton models clean
+.PHONY: run test lint bench bench-faults bench-classifier bench-triton models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ lint: $(VENV)/.dev
 ## bench: the router's added latency, routed vs. direct in the same run
 bench: $(VENV)/.dev
 	$(BIN)/python bench/overhead.py
+
+## bench-faults: every upstream fault scenario once, as the client sees it (a Markdown table)
+bench-faults: $(VENV)/.dev
+	$(BIN)/python bench/faults.py
 
 ## models: build the ONNX sentence encoder the model classifiers run on (into ~/.cache/llm-router)
 models: $(VENV)/.dev

@@ -20,7 +20,8 @@ BUILT_IN_MODELS = {"TaskRouter": "task_router", "ComplexityRouter": "complexity_
 class ModelInfo:
     name: str
     categories: tuple[str, ...]
-    """Everything the model can return, the unknown label included."""
+    """Everything a route may name: what the model can return (the unknown label included), then
+    the groups of its labels (``labels.json`` ``groups``), which a policy may route instead."""
     classes: int
     scores: int
     """Complexity scores it returns besides the classes (0 for plain classifiers)."""
@@ -37,5 +38,5 @@ def read_catalog(repository: str | None) -> dict[str, ModelInfo]:
             head = load_head(root, directory.name)
         except ModelError:
             continue
-        catalog[head.name] = ModelInfo(head.name, tuple(head.categories), len(head.labels), len(head.score_names))
+        catalog[head.name] = ModelInfo(head.name, tuple(head.route_names), len(head.labels), len(head.score_names))
     return catalog

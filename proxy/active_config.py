@@ -19,8 +19,8 @@ from .classifier_resources import ClassifierResources
 from .classifiers import Classifier, build_classifier
 from .config import RouterConfig
 from .config_file import ConfigError, ConfigIssue, parse_config
+from .llm_runtime import LLMRuntime, LLMRuntimes
 from .metrics import RouterMetrics
-from .upstream import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +30,15 @@ class ActiveConfig:
     config: RouterConfig
     revision: str
     classifiers: dict[str, Classifier]
-    endpoints: dict[str, Endpoint]
+    runtimes: dict[str, LLMRuntime]
+    """Live per-LLM state (circuit breaker, replicas), shared with the configs before and after."""
     applied_at: float
 
     @classmethod
-    def build(cls, config: RouterConfig, resources: ClassifierResources | None = None) -> ActiveConfig:
+    def build(cls, config: RouterConfig, resources: ClassifierResources | None = None,
+              runtimes: LLMRuntimes | None = None) -> ActiveConfig:
         """Everything a request needs, built up front; raises ``ConfigError``. Model classifiers share
-        ``resources`` (a new set when none is given)."""
+        ``resources`` and LLMs keep their state in ``runtimes`` (new ones when not given)."""
         resources = resources or ClassifierResources()
         classifiers: dict[str, Classifier] = {}
         for policy in config.policies:
@@ -45,8 +47,8 @@ class ActiveConfig:
             except Exception as exc:
                 raise ConfigError("<config>", [ConfigIssue(f"policies.{policy.name}.classifier", None, str(exc))]) \
                     from None
-        endpoints = {llm.name: Endpoint.of(llm) for llm in config.llms}
-        return cls(config, config.revision, classifiers, endpoints, time.time())
+        by_name = (runtimes or LLMRuntimes(RouterMetrics())).update(config)
+        return cls(config, config.revision, classifiers, by_name, time.time())
 
 
 class ConfigHolder:
@@ -59,7 +61,9 @@ class ConfigHolder:
         self._seen_digest: str | None = None
         self.resources = ClassifierResources()
         """Encoder runtimes and Triton connections, kept across reloads; closed with the app."""
-        self.active = ActiveConfig.build(config, self.resources)
+        self.runtimes = LLMRuntimes(metrics)
+        """Circuit breakers and replica load per LLM, kept across reloads."""
+        self.active = ActiveConfig.build(config, self.resources, self.runtimes)
         self._announce()
 
     def apply(self, config: RouterConfig) -> bool:
@@ -67,7 +71,7 @@ class ConfigHolder:
         if config.revision == self.active.revision:
             self.metrics.child(self.metrics.config_reloads, "unchanged").inc()
             return False
-        self.active = ActiveConfig.build(config, self.resources)
+        self.active = ActiveConfig.build(config, self.resources, self.runtimes)
         self._announce()
         return True
 

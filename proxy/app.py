@@ -87,6 +87,7 @@ def create_app(config: RouterConfig, *, config_path: Path | None = None, reload_
     app.router.add_get("/v1/router/config", _router_config)
     app.router.add_get("/health/live", _live)
     app.router.add_get("/health/ready", _ready)
+    app.router.add_get("/health/llms", _llms_health)
     app.router.add_get("/metrics", _metrics)
     return app
 
@@ -225,7 +226,7 @@ def _from_http_exception(exc: web.HTTPException) -> RouterError:
 
 
 _ENDPOINTS = ("POST /v1/chat/completions, POST /v1/completions, POST /v1/route, GET /v1/models, "
-              "GET /v1/router/config, GET /health/live, GET /health/ready, GET /metrics")
+              "GET /v1/router/config, GET /health/live, GET /health/ready, GET /health/llms, GET /metrics")
 
 
 def _count_error(request: web.Request, status: int, error_type: str) -> None:
@@ -404,6 +405,13 @@ async def _ready(request: web.Request) -> web.Response:
     status = "ready" if ready else "draining" if state.drain.phase != "serving" else "not ready"
     body = {"status": status, "config_revision": state.holder.active.revision}
     return web.json_response(body, status=200 if ready else 503)
+
+
+async def _llms_health(request: web.Request) -> web.Response:
+    """Each configured LLM with its circuit state, requests in flight and recent latency per endpoint."""
+    active = request.app[STATE].holder.active
+    return web.json_response({"config_revision": active.revision,
+                              "llms": [runtime.snapshot() for runtime in active.runtimes.values()]})
 
 
 async def _metrics(request: web.Request) -> web.Response:

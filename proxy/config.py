@@ -81,8 +81,9 @@ class Timeouts(_Strict):
     connect: Annotated[float, Field(gt=0, le=300)] = 5.0
     """Establishing the TCP (and TLS) connection."""
     first_token: Annotated[float, Field(gt=0, le=3600)] = 60.0
-    """From sending the request until the response starts (non-streaming: the
-    response headers; streaming: the first event)."""
+    """From sending the request until the answer starts (non-streaming: the
+    response headers; streaming: the first event with content, so role-only or
+    empty events do not count). Past it the route's next LLM is tried."""
     idle: Annotated[float, Field(gt=0, le=3600)] = 60.0
     """Longest silence between two chunks of a response body."""
     total: Annotated[float, Field(gt=0, le=7200)] = 600.0
@@ -96,6 +97,53 @@ class Timeouts(_Strict):
             if getattr(self, name) > self.total:
                 raise ValueError(f"timeouts.{name} ({getattr(self, name)}s) exceeds timeouts.total ({self.total}s)")
         return self
+
+
+class RetryConfig(_Strict):
+    """Tries on the same LLM before the route moves on to its next LLM.
+
+    Retried: connection errors, deadlines, HTTP 429 and 5xx, broken answers. The
+    wait before retry ``n`` (0-based) is ``min(backoff_max, backoff_base * 2**n)``
+    shortened by a random share of up to ``jitter`` of it; an upstream
+    ``Retry-After`` of at most ``retry_after_cap`` seconds is waited instead, a
+    longer one moves on to the next LLM at once."""
+
+    attempts: Annotated[int, Field(ge=0, le=10)] = 0
+    """Extra tries on this LLM (0: fail over to the next LLM straight away)."""
+    backoff_base: Annotated[float, Field(ge=0, le=60)] = 0.1
+    backoff_max: Annotated[float, Field(ge=0, le=300)] = 2.0
+    jitter: Annotated[float, Field(ge=0, le=1)] = 0.5
+    retry_after_cap: Annotated[float, Field(ge=0, le=300)] = 5.0
+
+
+class CircuitBreakerConfig(_Strict):
+    """Stop sending to an LLM that keeps failing.
+
+    ``failures`` consecutive failures (connection errors, deadlines, HTTP 5xx,
+    broken answers; not 4xx or 429), each within ``window_seconds`` of the first,
+    open the circuit: the LLM is skipped for ``open_seconds``. Then up to
+    ``half_open_probes`` requests at a time are let through; the first success
+    closes the circuit, a failure opens it again. When every LLM of a route has
+    an open circuit the request gets 503 (``llm_circuit_open``, with
+    ``Retry-After``) at once, rather than waiting on LLMs known to be failing."""
+
+    enabled: bool = True
+    failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    window_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    open_seconds: Annotated[float, Field(gt=0, le=3600)] = 15.0
+    half_open_probes: Annotated[int, Field(ge=1, le=100)] = 1
+
+
+class ReplicaConfig(_Strict):
+    """One more server of the same model (equivalent to the LLM's ``api_base``)."""
+
+    api_base: HttpUrl
+    weight: Annotated[int, Field(ge=0, le=100)] = 100
+    """Share of traffic relative to the other replicas; 0 sends none (drained)."""
+
+    @property
+    def base_url(self) -> str:
+        return str(self.api_base).rstrip("/")
 
 
 class LLMConfig(_Strict):
@@ -112,11 +160,27 @@ class LLMConfig(_Strict):
     """Where the key comes from; ``None`` sends no Authorization header."""
     cost: Cost = Cost()
     context_window: Annotated[int, Field(gt=0)] | None = None
-    """Tokens the model accepts (prompt plus completion); informational until
-    context-window-aware routing uses it."""
+    """Tokens the model accepts (prompt plus completion). A request whose
+    estimate (see ``context_window.estimate_tokens``) does not fit skips this
+    LLM for the next one of its route; ``None``: no limit known."""
     timeouts: Timeouts = Timeouts()
     max_concurrency: Annotated[int, Field(gt=0)] | None = None
     """Requests in flight to this LLM at most; more wait, then get 429."""
+    retry: RetryConfig = RetryConfig()
+    hedge_after: Annotated[float, Field(gt=0, le=3600)] | None = None
+    """Seconds without an answer from this LLM after which the route's next LLM
+    is asked too; the first answer wins and the other call is cancelled. Off
+    unless set; no effect on the last LLM of a route."""
+    circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+    weight: Annotated[int, Field(ge=0, le=100)] = 100
+    """Share of traffic of ``api_base`` among the ``endpoints`` (canary splits)."""
+    endpoints: list[ReplicaConfig] = []
+    """Further servers of the same model; with them, each request goes to one
+    of ``api_base`` and these, chosen by ``balancing``."""
+    balancing: Literal["least_outstanding", "latency_weighted"] = "least_outstanding"
+    """``least_outstanding``: fewest requests in flight per unit of weight;
+    ``latency_weighted``: recent latency times requests in flight per unit of
+    weight. Ties (an idle LLM) are split at random by weight."""
 
     @field_validator("api_key", mode="before")
     @classmethod
@@ -131,6 +195,15 @@ class LLMConfig(_Strict):
     @property
     def base_url(self) -> str:
         return str(self.api_base).rstrip("/")
+
+    @model_validator(mode="after")
+    def _replicas_distinct(self) -> LLMConfig:
+        bases = [self.base_url, *(replica.base_url for replica in self.endpoints)]
+        if len(set(bases)) != len(bases):
+            raise ValueError(f"endpoints: each api_base may appear once (the LLM's api_base included): {bases}")
+        if self.endpoints and not (self.weight or any(replica.weight for replica in self.endpoints)):
+            raise ValueError("endpoints: every weight is 0, so no server would get traffic")
+        return self
 
 
 # ------------------------------------------------------------------ policies
@@ -329,6 +402,9 @@ class RouterSettings(_Strict):
     classifier_backend: ClassifierBackend = ClassifierBackend()
     max_body_bytes: Annotated[int, Field(gt=0, le=512 * 1024 * 1024)] = 16 * 1024 * 1024
     """Larger request bodies get 413."""
+    max_response_bytes: Annotated[int, Field(gt=0, le=1024 * 1024 * 1024)] = 64 * 1024 * 1024
+    """Largest answer accepted from an LLM (a whole non-streamed body, or one
+    stream event); a larger one is a failure of that LLM."""
     log_prompts: bool = False
     """Log prompts (and non-streamed completions) at INFO. Off unless the
     operator of the router turns it on."""

@@ -69,6 +69,20 @@ class RouterMetrics:
         self.fallbacks = Counter(
             "llm_router_fallbacks", "Times a request moved on to the next LLM of its route.",
             ["policy", "from_llm", "reason"], registry=r)
+        self.circuit_state = Gauge(
+            "llm_router_circuit_state", "Circuit breaker of each LLM: 0 closed, 1 half-open, 2 open.",
+            ["llm"], registry=r)
+        self.circuit_transitions = Counter(
+            "llm_router_circuit_transitions", "Circuit breaker state changes, by the state entered.",
+            ["llm", "state"], registry=r)
+        self.retries = Counter(
+            "llm_router_retries", "Tries of the same LLM again after a failure.", ["llm", "reason"], registry=r)
+        self.hedges = Counter(
+            "llm_router_hedges", "Requests that also asked the route's next LLM (hedging), by the LLM "
+            "that was slow.", ["llm"], registry=r)
+        self.skipped = Counter(
+            "llm_router_skipped", "LLMs of a route passed over without a call, by reason (circuit_open, "
+            "context_window).", ["llm", "reason"], registry=r)
         self.decisions = Counter(
             "llm_router_decisions", "Routing decisions by policy, route and reason.",
             ["policy", "route", "reason"], registry=r)

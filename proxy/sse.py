@@ -32,7 +32,15 @@ class StreamRelay:
         token by token (llama.cpp, vLLM); the estimate when no usage comes."""
         self.saw_done = False
         self.events = 0
+        self.malformed: bytes | None = None
+        """The first event whose data is neither a JSON object nor ``[DONE]``
+        (neither it nor anything after it is passed on: the stream is broken)."""
         self._pending = b""
+
+    @property
+    def pending_bytes(self) -> int:
+        """Size of the unfinished event held back, to bound it."""
+        return len(self._pending)
 
     def feed(self, chunk: bytes) -> bytes:
         """Bytes to send to the client now, given the next chunk from upstream."""
@@ -56,6 +64,15 @@ class StreamRelay:
     def _event(self, event: bytes) -> bytes:
         # Substring checks first: the regexes run only on the few events they can match.
         self.events += 1
+        if self.malformed is not None:
+            return b""  # the stream is broken: nothing after it goes out
+        data_at = event.find(b"data:")
+        if data_at >= 0:
+            data = event[data_at + 5:].strip()
+            if not (data[:1] == b"{" and data[-1:] == b"}") and data != b"[DONE]":
+                if self.malformed is None:
+                    self.malformed = event[:200]
+                return b""
         if _CONTENT.search(event):
             self.saw_content = True
             self.content_events += 1

@@ -26,25 +26,28 @@ class Endpoint:
     """Everything about one LLM that does not change between requests."""
 
     llm: LLMConfig
+    base_url: str
     urls: dict[Operation, URL]
     """Parsed once: aiohttp would otherwise parse a string URL on every request."""
     timeout: aiohttp.ClientTimeout
 
     @classmethod
-    def of(cls, llm: LLMConfig) -> Endpoint:
-        base = llm.base_url
+    def of(cls, llm: LLMConfig, base_url: str | None = None) -> Endpoint:
+        """The LLM at its ``api_base``, or at ``base_url`` (one of its ``endpoints``)."""
+        base = base_url or llm.base_url
         t = llm.timeouts
         # sock_read bounds each wait for bytes: the idle deadline. The first
         # token's deadline is enforced around the first read by the caller.
         timeout = aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect, sock_read=t.idle)
-        return cls(llm, {op: URL(base + path) for op, path in PATHS.items()}, timeout)
+        return cls(llm, base, {op: URL(base + path) for op, path in PATHS.items()}, timeout)
 
 
 class UpstreamFailure(Exception):
     """A call that produced no usable answer. ``retryable`` failures move on
     to the next LLM of the route."""
 
-    def __init__(self, kind: Literal["connect", "timeout", "status", "protocol"], llm: str, detail: str, *,
+    def __init__(self, kind: Literal["connect", "timeout", "status", "protocol", "circuit_open"], llm: str,
+                 detail: str, *,
                  status: int | None = None, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
         super().__init__(f"{llm}: {detail}")
         self.kind = kind
@@ -57,6 +60,11 @@ class UpstreamFailure(Exception):
     @property
     def retryable(self) -> bool:
         return self.kind != "status" or self.status == 429 or (self.status or 0) >= 500
+
+    @property
+    def llm_at_fault(self) -> bool:
+        """Counts against the LLM's circuit breaker: not a refusal of the request, not a rate limit."""
+        return self.kind in ("connect", "timeout", "protocol") or (self.status or 0) >= 500
 
     @property
     def metric_type(self) -> str:
@@ -94,7 +102,7 @@ class _Slot:
         self._semaphore = semaphore
         self._llm = llm
 
-    async def __aenter__(self) -> None:
+    async def acquire(self) -> None:
         try:
             await asyncio.wait_for(self._semaphore.acquire(), self._llm.timeouts.queue)
         except TimeoutError:
@@ -102,8 +110,14 @@ class _Slot:
                 f"LLM {self._llm.name!r} is at its limit of {self._llm.max_concurrency} concurrent requests",
                 code="llm_concurrency_limit", headers={"Retry-After": "1"}) from None
 
-    async def __aexit__(self, *exc: object) -> None:
+    def release(self) -> None:
         self._semaphore.release()
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
 
 
 def new_session() -> aiohttp.ClientSession:
@@ -163,14 +177,25 @@ async def first_token_deadline(llm: LLMConfig) -> AsyncIterator[None]:
                               f"no answer within the first-token deadline ({llm.timeouts.first_token:g}s)") from None
 
 
-async def read_body(response: aiohttp.ClientResponse, llm: LLMConfig) -> bytes:
-    """The whole body of a non-streaming answer, within the idle and total deadlines."""
+async def read_body(response: aiohttp.ClientResponse, llm: LLMConfig, limit: int) -> bytes:
+    """The whole body of a non-streaming answer, within the idle and total deadlines and ``limit`` bytes."""
+    if (response.content_length or 0) > limit:
+        raise too_large(llm, limit)
     try:
-        return await response.read()
+        body = bytearray()
+        async for chunk in response.content.iter_any():
+            body += chunk
+            if len(body) > limit:
+                raise too_large(llm, limit)
+        return bytes(body)
     except TimeoutError:
         raise UpstreamFailure("timeout", llm.name, "timed out reading the response body") from None
     except (aiohttp.ClientError, ConnectionError) as exc:
         raise UpstreamFailure("protocol", llm.name, f"response cut off: {exc.__class__.__name__}") from None
+
+
+def too_large(llm: LLMConfig, limit: int) -> UpstreamFailure:
+    return UpstreamFailure("protocol", llm.name, f"answered more than {limit} bytes (router.max_response_bytes)")
 
 
 async def _read_error_body(response: aiohttp.ClientResponse, limit: int = 64 * 1024) -> bytes:

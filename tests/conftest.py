@@ -29,6 +29,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -46,6 +47,19 @@ class Script:
     """Streams: drop the connection after this many content chunks."""
     usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 11, "completion_tokens": 7,
                                                            "total_tokens": 18})
+    failures: int | None = None
+    """With a non-200 ``status``: answer it to this many requests only, then normally."""
+    raw_body: bytes | None = None
+    """Non-streamed answers: send these bytes (as application/json) instead of a completion."""
+    role_first: bool = False
+    """Streams: send a role-only event (no content) right away, before ``content_delay``."""
+    content_delay: float = 0.0
+    """Streams: seconds between the start of the stream and its first content chunk."""
+    stall_after: int | None = None
+    """Streams: go silent for ``stall`` seconds after this many content chunks."""
+    stall: float = 0.0
+    garbage_after: int | None = None
+    """Streams: send a malformed event (not JSON) after this many content chunks."""
 
 
 class ScriptedUpstream:
@@ -86,13 +100,18 @@ class ScriptedUpstream:
         try:
             if script.delay:
                 await asyncio.sleep(script.delay)
-            if script.status != 200:
+            failing = script.status != 200 and (script.failures is None or script.failures > 0)
+            if failing and script.failures is not None:
+                script.failures -= 1
+            if failing:
                 payload = script.error_body or {"error": {"message": f"{self.name} failed", "type": "server_error",
                                                           "param": None, "code": None}}
                 return web.json_response(payload, status=script.status, headers=script.headers)
             chat = request.path.endswith("/chat/completions")
             if body.get("stream"):
                 return await self._stream(request, body, chat)
+            if script.raw_body is not None:
+                return web.Response(body=script.raw_body, content_type="application/json")
             return web.json_response(self._completion(body, chat))
         except asyncio.CancelledError:
             self.cancelled += 1
@@ -116,7 +135,17 @@ class ScriptedUpstream:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         base = {"id": f"cmpl-{self.name}", "object": "chat.completion.chunk" if chat else "text_completion",
                 "created": 1, "model": body.get("model")}
+        if script.role_first and chat:
+            role = {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                         "finish_reason": None}]}
+            await response.write(f"data: {json.dumps(role)}\n\n".encode())
+        if script.content_delay:
+            await asyncio.sleep(script.content_delay)
         for index, piece in enumerate(script.chunks):
+            if script.stall_after is not None and index == script.stall_after:
+                await asyncio.sleep(script.stall)
+            if script.garbage_after is not None and index == script.garbage_after:
+                await response.write(b"data: {this is not json\n\n")
             if script.cut_after is not None and index >= script.cut_after:
                 assert request.transport is not None
                 request.transport.close()

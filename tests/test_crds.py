@@ -279,7 +279,7 @@ def test_examples_reference_only_what_they_define() -> None:
 def test_example_policy_routes_categories_its_model_returns(policy_name: str, model: str, all_routed: bool) -> None:
     """The proxy refuses a route its model never returns (``load_head`` reads triton_models/)."""
     [policy] = [document for document in examples_of("RoutingPolicy") if document["metadata"]["name"] == policy_name]
-    categories = load_head(DEFAULT_MODEL_REPOSITORY, model).categories
+    categories = load_head(DEFAULT_MODEL_REPOSITORY, model).route_names  # labels, then any label groups
     routed = [route["category"] for route in policy["spec"]["routes"]]
     assert set(routed) <= set(categories)
     if all_routed:
@@ -479,7 +479,7 @@ def test_rule_messages_are_unique(kind: str) -> None:
 ])
 def test_builtin_category_rules_match_the_models(classifier_type: str, model: str, message: str) -> None:
     """The categories in the CEL rule and its message are exactly what the built-in model returns."""
-    categories = load_head(DEFAULT_MODEL_REPOSITORY, model).categories
+    categories = load_head(DEFAULT_MODEL_REPOSITORY, model).route_names  # labels, then any label groups
     assert message.split(": ", 1)[1].split(", ") == categories
     every_route = policy_spec(classifier={"type": classifier_type},
                               routes=[{"category": category, "llms": ["big"]} for category in categories])

@@ -125,8 +125,7 @@ EVENT_CASES = [
     pytest.param(b'data: {"id":"x", "choices": [{"index": 0, "text": "\xc3\xa9"}], "usage": {"total_tokens": 3}}\n\n',
                  True, (b'data: {"id":"x","choices":[{"index":0,"text":"\\u00e9"}]}\n\n', {"total_tokens": 3}),
                  id="usage-with-choices-removed"),
-    pytest.param(b'data: {"usage": {"total_tokens": 3\n\n', True, (b'data: {"usage": {"total_tokens": 3\n\n', None),
-                 id="usage-unparseable-passed-on"),
+    pytest.param(b'data: {"usage": {"total_tokens": 3\n\n', True, (b"", None), id="usage-unparseable-held-back"),
     pytest.param(b'data: {"usage": {"n": 1}, "x": "a"}\n\n', False, (b'data: {"usage": {"n": 1}, "x": "a"}\n\n',
                                                                        {"n": 1}), id="usage-spaced"),
     pytest.param(b"data: [DONE]\n\n", True, (b"data: [DONE]\n\n", None), id="done"),
@@ -160,7 +159,6 @@ FLAG_CASES = [
     pytest.param(b"data: [DONE]\n\n", (False, True), id="done"),
     pytest.param(b"data:[DONE]\r\n\r\n", (False, True), id="done-crlf-no-space"),
     pytest.param(b'data: {"x":"[DONE]"}\n\n', (False, False), id="done-in-json"),
-    pytest.param(b"data: [DONE] later\n\n", (False, False), id="not-done"),
     pytest.param(b": [DONE]\n\n", (False, False), id="done-in-comment"),
 ]
 
@@ -170,6 +168,32 @@ def test_flags(event: bytes, expected: tuple[bool, bool]) -> None:
     relay = StreamRelay(strip_usage=False)
     assert relay.feed(event) == event
     assert (relay.saw_content, relay.saw_done) == expected
+    assert relay.malformed is None
+
+
+# A data event that is neither a JSON object nor [DONE] breaks the stream: it and what follows are held back.
+MALFORMED_CASES = [
+    pytest.param(b"data: [DONE] later\n\n", id="not-done"),
+    pytest.param(b"data: hello world\n\n", id="plain-text"),
+    pytest.param(b'data: {"choices":[{"delta":{"content":"x"}}]\n\n', id="truncated-json"),
+    pytest.param(b"data: \n\n", id="empty-data"),
+    pytest.param(b"event: message\ndata: <html>\n\n", id="html-after-event-line"),
+]
+
+
+@pytest.mark.parametrize("event", MALFORMED_CASES)
+def test_malformed_event_is_held_back(event: bytes) -> None:
+    relay = StreamRelay(strip_usage=False)
+    assert relay.feed(HELLO + event + STOP) == HELLO
+    assert relay.feed(DONE) + relay.flush() == b""
+    assert relay.malformed == event
+    assert relay.saw_content
+
+
+def test_comments_and_keepalives_are_not_malformed() -> None:
+    relay = StreamRelay(strip_usage=False)
+    assert relay.feed(COMMENT + b"event: ping\n\n" + HELLO) == COMMENT + b"event: ping\n\n" + HELLO
+    assert relay.malformed is None
 
 
 def test_flags_start_false() -> None:
@@ -183,7 +207,7 @@ def test_flags_start_false() -> None:
 FLUSH_CASES = [
     pytest.param([b'data: {"a":1}'], False, (b"", b'data: {"a":1}', None, False), id="unterminated"),
     pytest.param([b'data: {"a":1}\n'], False, (b"", b'data: {"a":1}\n', None, False), id="half-terminated"),
-    pytest.param([HELLO, b'data: {"a":'], False, (HELLO, b'data: {"a":', None, False), id="cut-mid-event"),
+    pytest.param([HELLO, b'data: {"a":'], False, (HELLO, b"", None, False), id="cut-mid-event-held-back"),
     pytest.param([b"data: [DONE]"], True, (b"", b"data: [DONE]", None, True), id="unterminated-done"),
     pytest.param([b'data: {"choices":[],"usage":{"total_tokens":3}}'], True, (b"", b"", {"total_tokens": 3}, False),
                  id="unterminated-usage-stripped"),
