@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The operator (control plane): `llm-router operator run` with the operator extra (kopf, kubernetes, jinja2).
 # Build from the repository root:
 #   docker build -f docker/operator.Dockerfile -t ghcr.io/llm-router/llm-router-operator:0.1.0 .

@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The routing proxy: `llm-router serve`, the embedded classifier's ONNX encoder and the model repository.
 # Build from the repository root: docker build -f docker/proxy.Dockerfile -t ghcr.io/llm-router/llm-router:0.1.0 .
 # Bases are pinned to exact version tags (digests cannot be fetched offline where this was written; pin them

@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The router's Triton Inference Server: NVIDIA's Triton (Python backend) serving triton_models/, whose
 # model.py files import llm_router. Build from the repository root:
 #   docker build -f docker/triton.Dockerfile -t ghcr.io/llm-router/llm-router-triton:0.1.0 .

@@ -231,7 +231,11 @@ def test_bases_are_pinned_release_tags(name: str) -> None:
     for stage in STAGES[name]:
         assert stage.image in stage_names or is_pinned(stage.image), stage.image
         assert "latest" not in stage.image
-    assert "latest" not in DOCKERFILES[name].read_text(encoding="utf-8")
+    text = DOCKERFILES[name].read_text(encoding="utf-8")
+    assert "latest" not in text
+    # A BuildKit frontend named by a `# syntax=` directive is pulled like a base image.
+    frontends = re.findall(r"^# *syntax *= *(\S+)", text, flags=re.MULTILINE)
+    assert all(is_pinned(frontend) for frontend in frontends), frontends
 
 
 @pytest.mark.parametrize("name", sorted(DOCKERFILES))
