@@ -387,3 +387,58 @@ def test_symlinked_model_repository_is_the_packages_default(name: str, target_in
     finally:
         linked.unlink()
     assert output == f"{image_copy.resolve()} ['complexity_router', 'intent_router', 'task_router']"
+
+
+# ------------------------------------------------------------------ make images
+
+
+def _make(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def test_make_images_without_docker_says_what_is_missing() -> None:
+    result = _make("images", "DOCKER=no-such-container-cli")
+    assert result.returncode != 0
+    assert "'no-such-container-cli' is not installed" in result.stderr
+    assert "make lint-images" in result.stderr
+
+
+def test_make_images_without_an_engine_says_so(tmp_path: Path) -> None:
+    cli = tmp_path / "docker"
+    cli.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n", encoding="utf-8")
+    cli.chmod(0o755)
+    result = _make("images", f"DOCKER={cli}")
+    assert result.returncode != 0
+    assert "no container engine answers" in result.stderr
+
+
+def test_make_images_builds_the_three_images_with_one_version(tmp_path: Path) -> None:
+    """A stand-in ``docker`` records its calls: one build per Dockerfile, tags from VERSION and REGISTRY."""
+    calls = tmp_path / "calls"
+    cli = tmp_path / "docker"
+    cli.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n', encoding="utf-8")
+    cli.chmod(0o755)
+    result = _make("images", f"DOCKER={cli}", "VERSION=1.2.3", "REGISTRY=registry.example/team")
+    assert result.returncode == 0, result.stderr
+    assert calls.read_text(encoding="utf-8").splitlines() == [
+        "info",
+        "build -f docker/proxy.Dockerfile -t registry.example/team/llm-router:1.2.3 .",
+        "build -f docker/operator.Dockerfile -t registry.example/team/llm-router-operator:1.2.3 .",
+        "build -f docker/triton.Dockerfile -t registry.example/team/llm-router-triton:1.2.3 .",
+    ]
+
+
+def test_make_images_default_version_and_names_are_the_operators_defaults(tmp_path: Path) -> None:
+    from llm_router.operator.settings import OperatorSettings
+
+    calls = tmp_path / "calls"
+    cli = tmp_path / "docker"
+    cli.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n', encoding="utf-8")
+    cli.chmod(0o755)
+    assert _make("images", f"DOCKER={cli}").returncode == 0
+    tags = {line.split(" -t ")[1].removesuffix(" .") for line in calls.read_text(encoding="utf-8").splitlines()
+            if line.startswith("build")}
+    settings = OperatorSettings()
+    assert {settings.proxy.image, settings.triton.image} <= tags
+
