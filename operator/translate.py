@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llm_router.proxy.config import (
+    DrainSettings,
     LLMConfig,
     PolicyConfig,
     RetryConfig,
@@ -78,6 +79,9 @@ class ConfigOptions:
     model_repository: str | None = None
     classifier_timeout_ms: float = 200.0
     log_prompts: bool = False
+    drain: DrainSettings = field(default_factory=DrainSettings)
+    client_keys_file: str | None = None
+    """``router.auth.keys_file`` (auth enabled); None: no client keys."""
 
 
 @dataclass
@@ -144,6 +148,9 @@ def translate(resources: NamespaceResources, options: ConfigOptions = ConfigOpti
             "timeout_ms": options.classifier_timeout_ms,
             "model_repository": options.model_repository,
         },
+        "drain": options.drain.model_dump(),
+        "auth": ({"enabled": True, "keys_file": options.client_keys_file} if options.client_keys_file
+                 else {"enabled": False}),
     }
     try:
         config = RouterConfig.model_validate({

@@ -54,7 +54,7 @@ def test_reconcile_through_the_real_client(apiserver: FakeApiServer, tmp_path: P
     assert [request.path.rsplit("/", 2)[-2:] for request in applies] == [
         ["configmaps", "llm-router-config"], ["configmaps", "llm-router-triton-models"],
         ["deployments", "llm-router-triton"], ["services", "llm-router-triton"],
-        ["deployments", "llm-router"], ["services", "llm-router"]]
+        ["deployments", "llm-router"], ["services", "llm-router"], ["poddisruptionbudgets", "llm-router"]]
     for request in applies:
         assert request.method == "PATCH"
         assert request.content_type.startswith("application/apply-patch+yaml")
@@ -83,9 +83,31 @@ def test_missing_objects_events_and_deletes(apiserver: FakeApiServer, tmp_path: 
     events = [obj for (_, plural, _, _), obj in apiserver.objects.items() if plural == "events"]
     assert [(event["involvedObject"]["name"], event["reason"], event["type"]) for event in events] == \
         [("broken", "UnknownCategory", "Warning")]
-    assert {item["kind"] for item in api.list_managed(NS)} == {"ConfigMap", "Deployment", "Service"}
+    assert {item["kind"] for item in api.list_managed(NS)} == {"ConfigMap", "Deployment", "Service",
+                                                               "PodDisruptionBudget"}
     api.delete("v1", "Service", NS, names.TRITON)
     assert api.get("v1", "Service", NS, names.TRITON) is None
+
+
+def test_budget_and_network_policies_come_and_go_through_the_real_client(apiserver: FakeApiServer,
+                                                                        tmp_path: Path) -> None:
+    api = kubernetes_api(apiserver, tmp_path)
+    fenced = OperatorSettings.model_validate({"proxy": {"network_policy": {"enabled": True}}})
+    reconcile_namespace(NS, api, fenced, read_catalog(None), now="2026-03-01T00:00:00Z")
+    applied = {tuple(request.path.rsplit("/", 2)[-2:]) for request in apiserver.writes() if request.method == "PATCH"}
+    assert {("poddisruptionbudgets", "llm-router"), ("networkpolicies", "llm-router"),
+            ("networkpolicies", "llm-router-triton")} <= applied
+    assert any(request.path.startswith("/apis/policy/v1/namespaces/team-a/") for request in apiserver.writes())
+    assert any(request.path.startswith("/apis/networking.k8s.io/v1/namespaces/team-a/")
+               for request in apiserver.writes())
+    before = len(apiserver.writes())
+    open_settings = OperatorSettings.model_validate({"proxy": {"pod_disruption_budget": {"enabled": False}}})
+    reconcile_namespace(NS, api, open_settings, read_catalog(None), now="2026-03-01T01:00:00Z")
+    deletes = sorted(tuple(request.path.rsplit("/", 2)[-2:]) for request in apiserver.writes()[before:]
+                     if request.method == "DELETE")
+    assert deletes == [("networkpolicies", "llm-router"), ("networkpolicies", "llm-router-triton"),
+                       ("poddisruptionbudgets", "llm-router")]
+    assert {item["kind"] for item in api.list_managed(NS)} == {"ConfigMap", "Deployment", "Service"}
 
 
 # ----------------------------------------------------- the operator command, end to end
