@@ -4,6 +4,7 @@ gets written when, the statuses and Events, and the rendered config served by a 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
@@ -444,3 +445,43 @@ def test_client_keys_secret_triggers_a_reconcile() -> None:
     assert not handlers._is_referenced("team-a", "unrelated", referenced, memo)
     plain = kopf.Memo(reconciler=handlers.new_reconciler(SETTINGS, api=FakeCluster()))
     assert not handlers._is_referenced("team-b", "llm-router-clients", referenced, plain)
+
+
+async def test_client_keys_through_a_real_proxy_503_until_the_secret_is_projected(tmp_path: Path, upstreams: Any,
+                                                                                  router: Any) -> None:
+    fast = await upstreams("fast")
+    cluster = FakeCluster()
+    cluster.put(downstream_llm("fast", api_base=fast.api_base))
+    cluster.put(routing_policy("rules", default=True, classifier=rules_classifier(), routes={"code": ["fast"]},
+                               default_route=["fast"]))
+    reconcile(cluster, CLIENT_AUTH)
+    assert conditions_of(cluster, P, "rules")["Ready"]["reason"] == "ClientKeysNotFound"
+    deployment = cluster.object("apps/v1", "Deployment", NS, names.PROXY)
+    assert deployment is not None
+    [volume] = [volume for volume in deployment["spec"]["template"]["spec"]["volumes"] if volume["name"] ==
+                "client-keys"]
+    assert volume["secret"]["optional"] is True, "a missing Secret must not keep the pod from starting"
+    # The optional volume of a missing Secret: an empty directory where the rendered keys_file points.
+    mount = tmp_path / "clients"
+    mount.mkdir()
+    text = live_config(cluster)["data"][names.CONFIG_KEY].replace(names.CLIENT_KEYS_DIR, str(mount))
+    running = await router(load_config_text({"data": {names.CONFIG_KEY: text}}).model_dump(mode="json"))
+    key = "sk-client-team-a-0123456789"
+    client = openai.AsyncOpenAI(base_url=running.base_url, api_key=key, max_retries=0)
+    messages = [{"role": "user", "content": "fix my python loop"}]
+    with pytest.raises(openai.APIStatusError) as refused:
+        await client.chat.completions.create(model="router:rules", messages=messages)
+    assert (refused.value.status_code, refused.value.code) == (503, "auth_unavailable")
+    assert fast.received == []
+
+    # The Secret appears: the operator flips Ready, kubelet projects the key, the proxy re-reads it.
+    keys = f"keys:\n  - name: team-a\n    key_sha256: {hashlib.sha256(key.encode()).hexdigest()}\n    policies: ['*']\n"
+    cluster.put_secret(NS, "llm-router-clients", {"keys.yaml": keys})
+    reconcile(cluster, CLIENT_AUTH, now="2026-03-01T01:00:00Z")
+    assert conditions_of(cluster, P, "rules")["Ready"]["status"] == "True"
+    (mount / "keys.yaml").write_text(keys)
+    answer = await client.chat.completions.create(model="router:rules", messages=messages)
+    assert answer.choices[0].message.content == fast.text()
+    stranger = openai.AsyncOpenAI(base_url=running.base_url, api_key="sk-unknown", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        await stranger.chat.completions.create(model="router:rules", messages=messages)
