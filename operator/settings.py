@@ -27,10 +27,9 @@ NAMESPACES_ENV = "LLM_ROUTER_OPERATOR_NAMESPACES"
 Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")]
 SecretName = Annotated[str, Field(max_length=253,
                                   pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
-SecretKey = Annotated[str, Field(min_length=1, max_length=253,
-                                 pattern=r"^([-_a-zA-Z0-9][-._a-zA-Z0-9]*|\.[-_a-zA-Z0-9][-._a-zA-Z0-9]*"
-                                         r"|\.\.[-._a-zA-Z0-9]+)$")]
-"""A Secret data key (``.`` and ``..`` are not: they would escape the mount as file names)."""
+SecretKey = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$")]
+"""A Secret data key as Kubernetes allows it: not ``.`` or ``..``, not starting with ``..`` (a file name in
+the mount)."""
 LabelKey = Annotated[str, Field(max_length=316, pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*"
                                                       r"[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")]
 LabelValue = Annotated[str, Field(max_length=63, pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")]

@@ -349,10 +349,18 @@ def test_client_keys_secret_is_mounted_read_only_and_named_in_the_config() -> No
     ({"enabled": True, "secret_name": "Clients_Keys"}, "secret_name"),
     ({"enabled": True, "secret_name": "clients", "secret_key": ".."}, "secret_key"),
     ({"enabled": True, "secret_name": "clients", "secret_key": "a/b"}, "secret_key"),
+    ({"enabled": True, "secret_name": "clients", "secret_key": "..data"}, "secret_key"),
 ])
 def test_invalid_client_auth_settings_are_refused(client_auth: dict[str, Any], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         OperatorSettings.model_validate({"proxy": {"client_auth": client_auth}})
+
+
+@pytest.mark.parametrize("secret_key", ["keys.yaml", ".keys", "client-keys_v2.json", "K"])
+def test_client_keys_file_is_under_the_mount(secret_key: str) -> None:
+    settings = OperatorSettings.model_validate(
+        {"proxy": {"client_auth": {"enabled": True, "secret_name": "clients.team-a", "secret_key": secret_key}}})
+    assert settings.proxy.client_auth.keys_file == f"/var/run/secrets/llm-router-clients/{secret_key}"
 
 
 @pytest.mark.parametrize("allow_from", [[{}], [{"pod_labels": {"app": "bad value!"}}],
