@@ -20,7 +20,8 @@ from . import names
 log = logging.getLogger(__name__)
 
 MANAGED_KINDS = (("v1", "ConfigMap"), ("v1", "Service"), ("apps/v1", "Deployment"),
-                 ("autoscaling/v2", "HorizontalPodAutoscaler"))
+                 ("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget"),
+                 ("networking.k8s.io/v1", "NetworkPolicy"))
 """The kinds of object the operator renders, which it also deletes when no longer wanted."""
 
 

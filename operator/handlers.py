@@ -3,7 +3,7 @@
 Any change of a DownstreamLLM or RoutingPolicy (created, changed, resumed
 after an operator restart, deleted) reconciles its whole namespace; so does a
 change of a Secret that a DownstreamLLM references (an index keeps which
-those are, so other Secrets cost nothing).
+those are, so other Secrets cost nothing) or that holds the client keys.
 
 No finalizers: there are no ``on.delete`` handlers, timers or daemons, so
 kopf adds none and a namespace deletion never waits for the operator.
@@ -115,13 +115,17 @@ def referenced_secrets(namespace: str | None, spec: kopf.Spec, **_: Any) -> dict
     return {(namespace, ref["name"]): True} if isinstance(ref, dict) and ref.get("name") else {}
 
 
-def _is_referenced(namespace: str | None, name: str | None, referenced_secrets: kopf.Index, **_: Any) -> bool:
-    return (namespace, name) in referenced_secrets
+def _is_referenced(namespace: str | None, name: str | None, referenced_secrets: kopf.Index, memo: kopf.Memo,
+                   **_: Any) -> bool:
+    """A Secret a DownstreamLLM references, or the client keys Secret (``proxy.client_auth``) of any namespace."""
+    client_auth = memo.reconciler.settings.proxy.client_auth
+    return (namespace, name) in referenced_secrets or (client_auth.enabled and name == client_auth.secret_name)
 
 
 @kopf.on.event("", "v1", "secrets", when=_is_referenced)
 def referenced_secret_changed(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    """A referenced Secret appeared, changed or went away: its LLMs' ResolvedRefs may flip."""
+    """A referenced Secret appeared, changed or went away: its LLMs' ResolvedRefs (or, for the client keys,
+    the policies' Ready) may flip."""
     _reconcile(memo, namespace)
 
 

@@ -16,9 +16,10 @@ CONFIG_KEY = "config.yaml"
 TRITON_MODELS_CONFIG_MAP = "llm-router-triton-models"
 """The ``config.pbtxt`` of every model Triton serves, keyed ``<model>.config.pbtxt``."""
 PROXY = "llm-router"
-"""Proxy Deployment, Service (the in-cluster OpenAI endpoint) and HorizontalPodAutoscaler."""
+"""Proxy Deployment, Service (the in-cluster OpenAI endpoint), HorizontalPodAutoscaler, PodDisruptionBudget
+and NetworkPolicy."""
 TRITON = "llm-router-triton"
-"""Triton Deployment and Service."""
+"""Triton Deployment, Service and NetworkPolicy."""
 
 PROXY_PORT = 8080
 TRITON_HTTP_PORT = 8000
@@ -28,6 +29,8 @@ TRITON_METRICS_PORT = 8002
 CONFIG_DIR = "/etc/llm-router"
 SECRETS_DIR = "/var/run/secrets/llm-router"
 """Each referenced Secret is mounted at ``<SECRETS_DIR>/<secret name>/<key>``."""
+CLIENT_KEYS_DIR = "/var/run/secrets/llm-router-clients"
+"""The client keys Secret (``proxy.client_auth``) is mounted here; ``router.auth.keys_file`` is its key."""
 
 REVISION_ANNOTATION = f"{GROUP}/config-revision"
 """On the proxy ConfigMap: the revision of the ``RouterConfig`` in it."""

@@ -67,9 +67,31 @@ def owners_of(policies: list[dict[str, Any]]) -> list[Owner]:
             for policy in policies if (policy.get("metadata") or {}).get("uid")]
 
 
+def config_options(settings: OperatorSettings) -> ConfigOptions:
+    proxy = settings.proxy
+    return ConfigOptions(proxy.model_repository, proxy.classifier_timeout_ms, proxy.log_prompts, proxy.drain,
+                         proxy.client_auth.keys_file)
+
+
+def client_keys_problem(settings: OperatorSettings, namespace: str,
+                        secret_keys: dict[str, frozenset[str]]) -> str | None:
+    """Why the proxy of ``namespace`` cannot read its client keys (None: it can, or client auth is off)."""
+    auth = settings.proxy.client_auth
+    if not auth.enabled or auth.secret_name is None:
+        return None
+    keys = secret_keys.get(auth.secret_name)
+    if keys is not None and auth.secret_key in keys:
+        return None
+    missing = (f"Secret {auth.secret_name!r} does not exist in namespace {namespace!r}" if keys is None
+               else f"Secret {auth.secret_name!r} has no key {auth.secret_key!r}")
+    return (f"client keys unavailable: {missing} (operator setting proxy.client_auth); the proxy answers 503 "
+            "to every /v1/ request until it does")
+
+
 def ready_verdict(result: ObjectResult, translation: Translation, revision: str | None,
-                  apply_error: str | None) -> Verdict:
-    """``Ready``: the config revision that carries this object's generation is in the ConfigMap."""
+                  apply_error: str | None, client_keys: str | None = None) -> Verdict:
+    """``Ready``: the config revision that carries this object's generation is in the ConfigMap (and, for a
+    RoutingPolicy, the proxy can serve it: its client keys, when required, exist)."""
     if not result.accepted.status:
         return Verdict(READY, False, "NotAccepted", f"left out of the router config: {result.accepted.message}")
     if not result.resolved_refs.status:
@@ -83,6 +105,8 @@ def ready_verdict(result: ObjectResult, translation: Translation, revision: str 
     if revision != translation.config.revision:
         return Verdict(READY, False, "Pending", f"config revision {translation.config.revision} is not yet in "
                                                 f"ConfigMap {names.CONFIG_MAP}")
+    if client_keys is not None and result.kind == names.POLICY_KIND:
+        return Verdict(READY, False, "ClientKeysNotFound", client_keys)
     # The revision stays out of the message: otherwise every config change would rewrite every status.
     return Verdict(READY, True, "Ready", f"generation {result.generation} is in the router config "
                                          f"(ConfigMap {names.CONFIG_MAP})")
@@ -126,10 +150,9 @@ def reconcile_namespace(namespace: str, api: ClusterApi, settings: OperatorSetti
     # Objects on their way out (a deletionTimestamp, waiting for someone else's finalizer) are gone for us.
     llms = [obj for obj in api.list_custom(namespace, names.LLM_PLURAL) if not _deleting(obj)]
     policies = [obj for obj in api.list_custom(namespace, names.POLICY_PLURAL) if not _deleting(obj)]
-    resources = NamespaceResources(namespace, llms, policies, api.secret_keys(namespace), models)
-    translation = translate(resources, ConfigOptions(settings.proxy.model_repository,
-                                                     settings.proxy.classifier_timeout_ms,
-                                                     settings.proxy.log_prompts))
+    secret_keys = api.secret_keys(namespace)
+    resources = NamespaceResources(namespace, llms, policies, secret_keys, models)
+    translation = translate(resources, config_options(settings))
     if translation.config is not None:
         try:
             _write_objects(namespace, api, settings, translation, owners_of(policies), outcome)
@@ -143,7 +166,8 @@ def reconcile_namespace(namespace: str, api: ClusterApi, settings: OperatorSetti
                                   (names.POLICY_KIND, names.POLICY_PLURAL, policies)):
         for obj in objects:
             result = translation.results[(kind, obj["metadata"]["name"])]
-            ready = ready_verdict(result, translation, outcome.revision, outcome.error)
+            ready = ready_verdict(result, translation, outcome.revision, outcome.error,
+                                  client_keys_problem(settings, namespace, secret_keys))
             _report(api, plural, namespace, obj, result, ready, now, outcome)
     return outcome
 
@@ -177,7 +201,7 @@ def _report(api: ClusterApi, plural: str, namespace: str, obj: dict[str, Any], r
     # Pending is a passing state of every reconcile, not worth an Event; a refusal is.
     for verdict in new_failures(obj, [result.accepted, result.resolved_refs]):
         api.post_event(involved, "Warning", verdict.reason, verdict.message)
-    if ready.reason == "ApplyFailed" and new_failures(obj, [ready]):
+    if ready.reason in ("ApplyFailed", "ClientKeysNotFound") and new_failures(obj, [ready]):
         api.post_event(involved, "Warning", ready.reason, ready.message)
     status = desired_status(obj, result, ready, now)
     if not status_changed(obj, status):

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -43,7 +44,7 @@ from llm_router.proxy.triton_model_config import model_config_pbtxt
 
 from . import names
 from .model_catalog import ModelInfo
-from .settings import OperatorSettings
+from .settings import OperatorSettings, ProxySettings
 
 TEMPLATES = Path(__file__).parent / "templates"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -139,6 +140,39 @@ def content_hash(data: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def termination_grace_seconds(proxy: ProxySettings) -> int:
+    """The proxy pod's ``terminationGracePeriodSeconds``: the drain's delay + timeout + 5 s to exit."""
+    return math.ceil(proxy.drain.delay_seconds + proxy.drain.timeout_seconds) + 5
+
+
+def proxy_replicas_floor(proxy: ProxySettings) -> int:
+    """The fewest proxy pods the settings ask for: ``replicas``, or the autoscaler's ``min_replicas``."""
+    return proxy.autoscaling.min_replicas if proxy.autoscaling.enabled else proxy.replicas
+
+
+def pod_disruption_budget_min_available(proxy: ProxySettings) -> int | None:
+    """``minAvailable`` of the proxy's PodDisruptionBudget, or None for no budget: when it is off, or when
+    ``min_available`` is not below the replicas (such a budget forbids every voluntary eviction, so a node
+    drain would hang on the proxy's pods)."""
+    budget = proxy.pod_disruption_budget
+    if not budget.enabled or budget.min_available >= proxy_replicas_floor(proxy):
+        return None
+    return budget.min_available
+
+
+def network_policy_peers(proxy: ProxySettings) -> list[dict[str, Any]]:
+    """The ``from`` peers of the proxy's NetworkPolicy (empty: every source)."""
+    peers = []
+    for allowed in proxy.network_policy.allow_from:
+        peer: dict[str, Any] = {}
+        if allowed.namespace_labels is not None:
+            peer["namespaceSelector"] = {"matchLabels": dict(allowed.namespace_labels)}
+        if allowed.pod_labels is not None:
+            peer["podSelector"] = {"matchLabels": dict(allowed.pod_labels)}
+        peers.append(peer)
+    return peers
+
+
 def render_namespace(settings: OperatorSettings, namespace: str, config: RouterConfig,
                      secret_mounts: dict[str, tuple[str, ...]], served_models: dict[str, ModelInfo],
                      owners: list[Owner]) -> list[dict[str, Any]]:
@@ -167,14 +201,27 @@ def render_namespace(settings: OperatorSettings, namespace: str, config: RouterC
             adopt(render_template("triton-service.yaml.j2", selector=selector("triton")), namespace, triton_labels,
                   owners),
         ]
+        if settings.proxy.network_policy.enabled:
+            objects.append(adopt(render_template("triton-network-policy.yaml.j2", selector=selector("triton"),
+                                                 proxy_selector=selector("proxy")), namespace, triton_labels, owners))
     objects += [
         adopt(render_template("proxy-deployment.yaml.j2", proxy=settings.proxy, selector=selector("proxy"),
                               pod_labels=proxy_labels, secret_mounts=mounts,
-                              config_path=f"{names.CONFIG_DIR}/{names.CONFIG_KEY}"),
+                              config_path=f"{names.CONFIG_DIR}/{names.CONFIG_KEY}",
+                              termination_grace_seconds=termination_grace_seconds(settings.proxy),
+                              client_auth=settings.proxy.client_auth),
               namespace, proxy_labels, owners),
         adopt(render_template("proxy-service.yaml.j2", selector=selector("proxy")), namespace, proxy_labels, owners),
     ]
     if settings.proxy.autoscaling.enabled:
         objects.append(adopt(render_template("proxy-hpa.yaml.j2", proxy=settings.proxy), namespace, proxy_labels,
                              owners))
+    min_available = pod_disruption_budget_min_available(settings.proxy)
+    if min_available is not None:
+        objects.append(adopt(render_template("proxy-pdb.yaml.j2", min_available=min_available,
+                                             selector=selector("proxy")), namespace, proxy_labels, owners))
+    if settings.proxy.network_policy.enabled:
+        objects.append(adopt(render_template("proxy-network-policy.yaml.j2", selector=selector("proxy"),
+                                             peers=network_policy_peers(settings.proxy)),
+                             namespace, proxy_labels, owners))
     return objects

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from llm_router.proxy.config import DrainSettings
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from . import names
 
 FIELD_MANAGER = "llm-router-operator"
 """The server-side apply field manager of every object the operator writes."""
@@ -22,6 +25,14 @@ NAMESPACES_ENV = "LLM_ROUTER_OPERATOR_NAMESPACES"
 """Comma-separated namespaces to watch; overrides ``watch_namespaces``."""
 
 Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")]
+SecretName = Annotated[str, Field(max_length=253,
+                                  pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
+SecretKey = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$")]
+"""A Secret data key as Kubernetes allows it: not ``.`` or ``..``, not starting with ``..`` (a file name in
+the mount)."""
+LabelKey = Annotated[str, Field(max_length=316, pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*"
+                                                      r"[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")]
+LabelValue = Annotated[str, Field(max_length=63, pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")]
 
 
 class _Settings(BaseModel):
@@ -59,6 +70,60 @@ class Autoscaling(_Settings):
         return self
 
 
+class PodDisruptionBudget(_Settings):
+    """A PodDisruptionBudget (policy/v1) for the proxy Deployment.
+
+    Rendered only while ``min_available`` is below the proxy's replicas (``autoscaling.min_replicas`` with
+    autoscaling): otherwise it would forbid every voluntary eviction and a node drain would hang."""
+
+    enabled: bool = True
+    min_available: Annotated[int, Field(ge=0)] = 1
+
+
+class AllowedPeer(_Settings):
+    """Who may reach the proxy on its port: pods matching ``pod_labels`` in namespaces matching
+    ``namespace_labels``. ``namespace_labels`` unset: the proxy's own namespace; ``{}``: every namespace.
+    ``pod_labels`` unset: every pod of those namespaces."""
+
+    namespace_labels: dict[LabelKey, LabelValue] | None = None
+    pod_labels: dict[LabelKey, LabelValue] | None = None
+
+    @model_validator(mode="after")
+    def _something_selected(self) -> AllowedPeer:
+        if self.namespace_labels is None and self.pod_labels is None:
+            raise ValueError("network_policy.allow_from: each entry needs namespace_labels or pod_labels (or both)")
+        return self
+
+
+class NetworkPolicySettings(_Settings):
+    """NetworkPolicies for the proxy (ingress on its port only) and Triton (ingress on 8000-8002 only from
+    the proxy pods of the namespace). Egress is not restricted: the LLMs are outside."""
+
+    enabled: bool = False
+    allow_from: list[AllowedPeer] = []
+    """Who may reach the proxy; empty: every source (any pod in any namespace, and the nodes)."""
+
+
+class ClientAuth(_Settings):
+    """Client API keys for the proxy (``router.auth``) from a Secret of each served namespace, mounted
+    read-only; the Secret ``secret_name`` must hold the keys file under ``secret_key``."""
+
+    enabled: bool = False
+    secret_name: SecretName | None = None
+    secret_key: SecretKey = "keys.yaml"
+
+    @model_validator(mode="after")
+    def _secret_when_enabled(self) -> ClientAuth:
+        if self.enabled and self.secret_name is None:
+            raise ValueError("client_auth.enabled needs client_auth.secret_name")
+        return self
+
+    @property
+    def keys_file(self) -> str | None:
+        """``router.auth.keys_file`` in the proxy config: where the Secret's key is mounted (None: no auth)."""
+        return f"{names.CLIENT_KEYS_DIR}/{self.secret_key}" if self.enabled else None
+
+
 class ProxySettings(_Settings):
     image: str = "ghcr.io/llm-router/llm-router:0.1.0"
     """Carries the ``llm-router`` console script and the model repository at ``model_repository``."""
@@ -71,6 +136,13 @@ class ProxySettings(_Settings):
     models from it."""
     classifier_timeout_ms: Annotated[float, Field(gt=0, le=60_000)] = 200.0
     log_prompts: bool = False
+    log_format: Literal["text", "json"] = "json"
+    """``llm-router serve --log-format``."""
+    drain: DrainSettings = DrainSettings()
+    """``router.drain`` of the config; the pod's ``terminationGracePeriodSeconds`` is delay + timeout + 5."""
+    pod_disruption_budget: PodDisruptionBudget = PodDisruptionBudget()
+    network_policy: NetworkPolicySettings = NetworkPolicySettings()
+    client_auth: ClientAuth = ClientAuth()
 
 
 class TritonSettings(_Settings):

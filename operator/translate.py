@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llm_router.proxy.config import (
+    DrainSettings,
     LLMConfig,
     PolicyConfig,
+    RetryConfig,
     RouterConfig,
 )
 from pydantic import ValidationError
@@ -35,13 +37,22 @@ from .names import LLM_KIND, POLICY_KIND, SECRETS_DIR, TRITON, TRITON_GRPC_PORT
 DEFAULT_SECRET_KEY = "api-key"
 TIMEOUT_FIELDS = {"connectSeconds": "connect", "firstTokenSeconds": "first_token", "idleSeconds": "idle",
                   "totalSeconds": "total", "queueSeconds": "queue"}
+RETRY_FIELDS = {"attempts": "attempts", "backoffBaseSeconds": "backoff_base", "backoffMaxSeconds": "backoff_max",
+                "jitter": "jitter", "retryAfterCapSeconds": "retry_after_cap"}
+CIRCUIT_BREAKER_FIELDS = {"enabled": "enabled", "failures": "failures", "windowSeconds": "window_seconds",
+                          "openSeconds": "open_seconds", "halfOpenProbes": "half_open_probes"}
+ENDPOINT_FIELDS = {"apiBase": "api_base", "weight": "weight"}
+BALANCING = {"LeastOutstanding": "least_outstanding", "LatencyWeighted": "latency_weighted"}
 RULE_FIELDS = {"category": "category", "keywords": "keywords", "patterns": "patterns", "roles": "roles",
                "lastMessageOnly": "last_message_only", "headers": "headers", "user": "user", "weight": "weight"}
 SPEC_NAMES = {"api_base": "apiBase", "api_key": "apiKeySecretRef", "context_window": "contextWindow",
               "max_concurrency": "maxConcurrency", "input_per_million": "inputPerMillion",
               "output_per_million": "outputPerMillion", "default_route": "defaultRoute",
               "min_confidence": "minConfidence", "failure_mode": "failureMode", "last_message_only": "lastMessageOnly",
-              **{snake: camel for camel, snake in TIMEOUT_FIELDS.items()}}
+              "hedge_after": "hedgeAfterSeconds", "circuit_breaker": "circuitBreaker",
+              **{snake: camel for camel, snake in TIMEOUT_FIELDS.items()},
+              **{snake: camel for camel, snake in RETRY_FIELDS.items()},
+              **{snake: camel for camel, snake in CIRCUIT_BREAKER_FIELDS.items()}}
 """Config field -> spec field, to name the spec's fields in messages."""
 
 
@@ -68,6 +79,9 @@ class ConfigOptions:
     model_repository: str | None = None
     classifier_timeout_ms: float = 200.0
     log_prompts: bool = False
+    drain: DrainSettings = field(default_factory=DrainSettings)
+    client_keys_file: str | None = None
+    """``router.auth.keys_file`` (auth enabled); None: no client keys."""
 
 
 @dataclass
@@ -134,6 +148,9 @@ def translate(resources: NamespaceResources, options: ConfigOptions = ConfigOpti
             "timeout_ms": options.classifier_timeout_ms,
             "model_repository": options.model_repository,
         },
+        "drain": options.drain.model_dump(),
+        "auth": ({"enabled": True, "keys_file": options.client_keys_file} if options.client_keys_file
+                 else {"enabled": False}),
     }
     try:
         config = RouterConfig.model_validate({
@@ -198,7 +215,57 @@ def llm_config_data(name: str, spec: Any) -> dict[str, Any]:
         data["timeouts"] = {TIMEOUT_FIELDS[key]: value for key, value in timeouts.items() if key in TIMEOUT_FIELDS}
     if spec.get("maxConcurrency") is not None:
         data["max_concurrency"] = spec["maxConcurrency"]
+    data.update(_resilience_data(spec))
     return data
+
+
+def _resilience_data(spec: dict[str, Any]) -> dict[str, Any]:
+    """``retry``, ``hedgeAfterSeconds``, ``circuitBreaker``, ``weight``, ``endpoints``, ``balancing`` as config
+    data; unset fields stay unset (the proxy's defaults apply). Pydantic checks the bounds afterwards."""
+    data: dict[str, Any] = {}
+    if spec.get("retry") is not None:
+        retry = _fields(spec["retry"], "spec.retry", RETRY_FIELDS)
+        defaults = RetryConfig()
+        base, most = retry.get("backoff_base", defaults.backoff_base), retry.get("backoff_max", defaults.backoff_max)
+        if isinstance(base, int | float) and isinstance(most, int | float) and base > most:
+            raise SpecError(f"spec.retry.backoffBaseSeconds must not exceed spec.retry.backoffMaxSeconds "
+                            f"(defaults: base {defaults.backoff_base:g}, max {defaults.backoff_max:g})")
+        data["retry"] = retry
+    if spec.get("hedgeAfterSeconds") is not None:
+        data["hedge_after"] = spec["hedgeAfterSeconds"]
+    if spec.get("circuitBreaker") is not None:
+        data["circuit_breaker"] = _fields(spec["circuitBreaker"], "spec.circuitBreaker", CIRCUIT_BREAKER_FIELDS)
+    if spec.get("weight") is not None:
+        data["weight"] = spec["weight"]
+    if spec.get("endpoints") is not None:
+        endpoints = spec["endpoints"]
+        if not isinstance(endpoints, list):
+            raise SpecError("spec.endpoints must be a list of {apiBase, weight}")
+        data["endpoints"] = [_fields(endpoint, f"spec.endpoints[{index}]", ENDPOINT_FIELDS)
+                             for index, endpoint in enumerate(endpoints)]
+        seen = [str(spec.get("apiBase", "")).rstrip("/").lower()]
+        for index, endpoint in enumerate(data["endpoints"]):
+            base = str(endpoint.get("api_base", "")).rstrip("/").lower()
+            if base in seen:  # the proxy refuses it too, but its message would quote the URLs
+                raise SpecError(f"spec.endpoints[{index}].apiBase repeats spec.apiBase or an earlier endpoint")
+            seen.append(base)
+        weights = [data.get("weight", 100), *(endpoint.get("weight", 100) for endpoint in data["endpoints"])]
+        if data["endpoints"] and all(weight == 0 for weight in weights):
+            raise SpecError("spec.weight and every spec.endpoints[].weight are 0: no server would get traffic")
+    if spec.get("balancing") is not None:
+        if spec["balancing"] not in BALANCING:
+            raise SpecError(f"spec.balancing must be one of {', '.join(BALANCING)}")
+        data["balancing"] = BALANCING[spec["balancing"]]
+    return data
+
+
+def _fields(value: Any, where: str, names: dict[str, str]) -> dict[str, Any]:
+    """A sub-object of the spec with its fields renamed to the config's; unknown fields are refused."""
+    value = _mapping(value, where)
+    unknown = sorted(set(value) - set(names))
+    if unknown:
+        raise SpecError(f"{where} has unknown fields {unknown}; known: {', '.join(names)}")
+    return {names[key]: item for key, item in value.items() if item is not None}
 
 
 def _secret_ref(spec: dict[str, Any]) -> tuple[str, str] | None:

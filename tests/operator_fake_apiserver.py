@@ -20,6 +20,8 @@ RESOURCES = {
                  ("namespaces", "Namespace", True, False)],
     ("apps", "v1"): [("deployments", "Deployment", True, True)],
     ("autoscaling", "v2"): [("horizontalpodautoscalers", "HorizontalPodAutoscaler", True, True)],
+    ("policy", "v1"): [("poddisruptionbudgets", "PodDisruptionBudget", True, True)],
+    ("networking.k8s.io", "v1"): [("networkpolicies", "NetworkPolicy", False, True)],
     ("apiextensions.k8s.io", "v1"): [("customresourcedefinitions", "CustomResourceDefinition", True, False)],
     ("llm-router.io", "v1alpha1"): [("downstreamllms", "DownstreamLLM", True, True),
                                     ("routingpolicies", "RoutingPolicy", True, True)],

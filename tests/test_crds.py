@@ -30,8 +30,17 @@ from crd_schema import (
     structural_violations,
     validate,
 )
-from llm_router.proxy.config import NAME_PATTERN, LLMConfig, RuleMatch, Timeouts
+from llm_router.proxy.config import (
+    NAME_PATTERN,
+    CircuitBreakerConfig,
+    LLMConfig,
+    ReplicaConfig,
+    RetryConfig,
+    RuleMatch,
+    Timeouts,
+)
 from llm_router.proxy.model_classifier import DEFAULT_MODEL_REPOSITORY, load_head
+from pydantic import BaseModel
 
 CRDS = load_crds()
 KINDS = ("DownstreamLLM", "RoutingPolicy")
@@ -315,6 +324,11 @@ BASE_URL = _message("DownstreamLLM", "apiBase must be a base URL")
 CONNECT = _message("DownstreamLLM", "timeouts.connectSeconds")
 FIRST_TOKEN = _message("DownstreamLLM", "timeouts.firstTokenSeconds")
 IDLE = _message("DownstreamLLM", "timeouts.idleSeconds")
+BACKOFF = _message("DownstreamLLM", "retry.backoffBaseSeconds")
+ENDPOINT_SCHEME = _message("DownstreamLLM", "endpoints[].apiBase must start with")
+ENDPOINT_URL = _message("DownstreamLLM", "endpoints[].apiBase must be a base URL")
+ENDPOINT_NOT_API_BASE = _message("DownstreamLLM", "endpoints must not repeat spec.apiBase")
+SOME_WEIGHT = _message("DownstreamLLM", "with endpoints, at least one weight")
 MODEL_REQUIRED = _message("RoutingPolicy", "classifier.model is required")
 MODEL_FORBIDDEN = _message("RoutingPolicy", "classifier.model is only allowed")
 RULES_REQUIRED = _message("RoutingPolicy", "classifier.rules is required")
@@ -364,6 +378,39 @@ RULE_CASES = [
     RuleCase("total under every default", "DownstreamLLM", llm_spec(timeouts={"totalSeconds": 3}), IDLE,
              [("spec.timeouts.connectSeconds", CONNECT), ("spec.timeouts.firstTokenSeconds", FIRST_TOKEN),
               ("spec.timeouts.idleSeconds", IDLE)]),
+    # DownstreamLLM: retry backoff ordered (unset ones take the proxy's defaults)
+    RuleCase("backoff base equal to max", "DownstreamLLM",
+             llm_spec(retry={"backoffBaseSeconds": 1, "backoffMaxSeconds": 1}), BACKOFF),
+    RuleCase("backoff base within default max", "DownstreamLLM", llm_spec(retry={"backoffBaseSeconds": 1.5}),
+             BACKOFF),
+    RuleCase("retry with attempts only", "DownstreamLLM", llm_spec(retry={"attempts": 2}), BACKOFF),
+    RuleCase("backoff base over max", "DownstreamLLM",
+             llm_spec(retry={"backoffBaseSeconds": 3, "backoffMaxSeconds": 1}), BACKOFF,
+             [("spec.retry.backoffBaseSeconds", BACKOFF)]),
+    RuleCase("backoff max under default base", "DownstreamLLM", llm_spec(retry={"backoffMaxSeconds": 0.05}),
+             BACKOFF, [("spec.retry.backoffBaseSeconds", BACKOFF)]),
+    # DownstreamLLM: endpoints
+    RuleCase("endpoint on loopback", "DownstreamLLM",
+             llm_spec(endpoints=[{"apiBase": "http://127.0.0.1:8102/v1", "weight": 10}]), ENDPOINT_SCHEME),
+    RuleCase("endpoint with ftp", "DownstreamLLM", llm_spec(endpoints=[{"apiBase": "ftp://files.example.com/v1"}]),
+             ENDPOINT_SCHEME, [("spec.endpoints[0].apiBase", ENDPOINT_SCHEME)]),
+    RuleCase("endpoint base URL with port", "DownstreamLLM",
+             llm_spec(endpoints=[{"apiBase": "http://vllm-canary.models.svc:8000/v1"}]), ENDPOINT_URL),
+    RuleCase("endpoint with a query", "DownstreamLLM",
+             llm_spec(endpoints=[{"apiBase": "https://a.example.com/v1"}, {"apiBase": "https://b.example.com/v1?x=1"}]),
+             ENDPOINT_URL, [("spec.endpoints[1].apiBase", ENDPOINT_URL)]),
+    RuleCase("endpoints other than apiBase", "DownstreamLLM",
+             llm_spec(endpoints=[{"apiBase": "https://canary.example.com/v1"}]), ENDPOINT_NOT_API_BASE),
+    RuleCase("endpoint repeating apiBase", "DownstreamLLM",
+             llm_spec(endpoints=[{"apiBase": "https://canary.example.com/v1"},
+                                 {"apiBase": "https://integrate.api.nvidia.com/v1"}]),
+             ENDPOINT_NOT_API_BASE, [("spec.endpoints", ENDPOINT_NOT_API_BASE)]),
+    RuleCase("apiBase drained, endpoint by default weight", "DownstreamLLM",
+             llm_spec(weight=0, endpoints=[{"apiBase": "https://canary.example.com/v1"}]), SOME_WEIGHT),
+    RuleCase("weight 0 without endpoints", "DownstreamLLM", llm_spec(weight=0, endpoints=[]), SOME_WEIGHT),
+    RuleCase("every weight 0", "DownstreamLLM",
+             llm_spec(weight=0, endpoints=[{"apiBase": "https://canary.example.com/v1", "weight": 0}]), SOME_WEIGHT,
+             [("spec.weight", SOME_WEIGHT)]),
     # RoutingPolicy: classifier fields by type
     RuleCase("Custom with model", "RoutingPolicy",
              policy_spec(classifier={"type": "Custom", "model": "intent_router"},
@@ -540,6 +587,31 @@ SCHEMA_CASES = [
     SchemaCase("inline API key", "DownstreamLLM", llm_spec(apiKey="nvapi-secret"), "spec.apiKey", "unknown-field"),
     SchemaCase("misspelt field", "DownstreamLLM", llm_spec(timeouts={"totalSecond": 5}),
                "spec.timeouts.totalSecond", "unknown-field"),
+    SchemaCase("eleven retries", "DownstreamLLM", llm_spec(retry={"attempts": 11}), "spec.retry.attempts", "maximum"),
+    SchemaCase("jitter over one", "DownstreamLLM", llm_spec(retry={"jitter": 1.5}), "spec.retry.jitter", "maximum"),
+    SchemaCase("hedge at zero", "DownstreamLLM", llm_spec(hedgeAfterSeconds=0), "spec.hedgeAfterSeconds",
+               "exclusiveMinimum"),
+    SchemaCase("breaker without failures", "DownstreamLLM", llm_spec(circuitBreaker={"failures": 0}),
+               "spec.circuitBreaker.failures", "minimum"),
+    SchemaCase("breaker window zero", "DownstreamLLM", llm_spec(circuitBreaker={"windowSeconds": 0}),
+               "spec.circuitBreaker.windowSeconds", "exclusiveMinimum"),
+    SchemaCase("snake_case breaker field", "DownstreamLLM", llm_spec(circuitBreaker={"half_open_probes": 2}),
+               "spec.circuitBreaker.half_open_probes", "unknown-field"),
+    SchemaCase("weight over 100", "DownstreamLLM", llm_spec(weight=101), "spec.weight", "maximum"),
+    SchemaCase("endpoint weight negative", "DownstreamLLM",
+               llm_spec(endpoints=[{"apiBase": "https://b.example.com/v1", "weight": -1}]),
+               "spec.endpoints[0].weight", "minimum"),
+    SchemaCase("endpoint without apiBase", "DownstreamLLM", llm_spec(endpoints=[{"weight": 5}]),
+               "spec.endpoints[0].apiBase", "required"),
+    SchemaCase("endpoint twice", "DownstreamLLM",
+               llm_spec(endpoints=[{"apiBase": "https://b.example.com/v1"}, {"apiBase": "https://b.example.com/v1",
+                                                                              "weight": 5}]),
+               "spec.endpoints[1]", "duplicate"),
+    SchemaCase("17 endpoints", "DownstreamLLM",
+               llm_spec(endpoints=[{"apiBase": f"https://e{index}.example.com/v1"} for index in range(17)]),
+               "spec.endpoints", "maxItems"),
+    SchemaCase("balancing in snake_case", "DownstreamLLM", llm_spec(balancing="least_outstanding"),
+               "spec.balancing", "enum"),
     SchemaCase("unknown classifier type", "RoutingPolicy", policy_spec(classifier={"type": "Regex"}),
                "spec.classifier.type", "enum"),
     SchemaCase("classifier type missing", "RoutingPolicy", policy_spec(classifier={}), "spec.classifier.type",
@@ -656,3 +728,63 @@ def test_name_and_pattern_limits_match_the_proxy() -> None:
     for kind in KINDS:
         name = storage_schema(CRDS[kind])["properties"]["metadata"]["properties"]["name"]
         assert name["maxLength"] == 63 and re.fullmatch(NAME_PATTERN, "a" * 63)
+
+
+def _spec_node(*path: str) -> dict[str, Any]:
+    node = storage_schema(CRDS["DownstreamLLM"])["properties"]["spec"]
+    for part in path:
+        node = node["items"] if part == "[]" else node["properties"][part]
+    return node
+
+
+RESILIENCE_FIELDS = [
+    (("retry", "attempts"), RetryConfig, "attempts"),
+    (("retry", "backoffBaseSeconds"), RetryConfig, "backoff_base"),
+    (("retry", "backoffMaxSeconds"), RetryConfig, "backoff_max"),
+    (("retry", "jitter"), RetryConfig, "jitter"),
+    (("retry", "retryAfterCapSeconds"), RetryConfig, "retry_after_cap"),
+    (("hedgeAfterSeconds",), LLMConfig, "hedge_after"),
+    (("circuitBreaker", "failures"), CircuitBreakerConfig, "failures"),
+    (("circuitBreaker", "windowSeconds"), CircuitBreakerConfig, "window_seconds"),
+    (("circuitBreaker", "openSeconds"), CircuitBreakerConfig, "open_seconds"),
+    (("circuitBreaker", "halfOpenProbes"), CircuitBreakerConfig, "half_open_probes"),
+    (("weight",), LLMConfig, "weight"),
+    (("endpoints", "[]", "weight"), ReplicaConfig, "weight"),
+]
+
+
+@pytest.mark.parametrize(("path", "model", "proxy_field"), RESILIENCE_FIELDS,
+                         ids=[".".join(path) for path, _, _ in RESILIENCE_FIELDS])
+def test_resilience_bounds_and_defaults_match_the_proxy(path: tuple[str, ...], model: type[BaseModel],
+                                                        proxy_field: str) -> None:
+    node = _spec_node(*path)
+    info = model.model_fields[proxy_field]
+    metadata = list(info.metadata)
+    for arg in typing.get_args(info.annotation):  # Annotated[...] | None: the bounds sit inside the union
+        for item in getattr(arg, "__metadata__", ()):
+            metadata += getattr(item, "metadata", [item])
+    lower = "gt" if node.get("exclusiveMinimum") else "ge"
+    assert _bounds(metadata) == {lower: node["minimum"], "le": node["maximum"]}
+    assert node["type"] == ("integer" if info.annotation is int else "number")
+    if info.default is not None:
+        assert f"(default {info.default:g})" in node["description"]
+    assert "default" not in node, "unset fields take the proxy's defaults"
+
+
+def test_resilience_rule_defaults_and_enums_match_the_proxy() -> None:
+    retry = _spec_node("retry")
+    [rule] = retry["x-kubernetes-validations"]
+    defaults = dict(re.findall(r"has\(self\.(\w+)\) \? self\.\w+ : ([\d.]+)", rule["rule"]))
+    assert {name: float(value) for name, value in defaults.items()} == {
+        "backoffBaseSeconds": RetryConfig().backoff_base, "backoffMaxSeconds": RetryConfig().backoff_max}
+    spec = storage_schema(CRDS["DownstreamLLM"])["properties"]["spec"]
+    weight_rule = next(rule["rule"] for rule in spec["x-kubernetes-validations"] if "weight" in rule["rule"])
+    defaults = {LLMConfig.model_fields["weight"].default, ReplicaConfig.model_fields["weight"].default}
+    assert {int(value) for value in re.findall(r"weight : (\d+)", weight_rule)} == defaults
+    assert set(_spec_node("circuitBreaker")["properties"]) == set(CircuitBreakerConfig.model_fields) - {
+        "window_seconds", "open_seconds", "half_open_probes"} | {"windowSeconds", "openSeconds", "halfOpenProbes"}
+    balancing = typing.get_args(LLMConfig.model_fields["balancing"].annotation)
+    assert [re.sub(r"(?<!^)([A-Z])", r"_\1", value).lower() for value in _spec_node("balancing")["enum"]] == \
+        list(balancing)
+    assert _spec_node("endpoints")["maxItems"] == 16
+    assert _spec_node("endpoints", "[]", "apiBase")["maxLength"] == _spec_node("apiBase")["maxLength"]

@@ -54,7 +54,7 @@ def test_reconcile_through_the_real_client(apiserver: FakeApiServer, tmp_path: P
     assert [request.path.rsplit("/", 2)[-2:] for request in applies] == [
         ["configmaps", "llm-router-config"], ["configmaps", "llm-router-triton-models"],
         ["deployments", "llm-router-triton"], ["services", "llm-router-triton"],
-        ["deployments", "llm-router"], ["services", "llm-router"]]
+        ["deployments", "llm-router"], ["services", "llm-router"], ["poddisruptionbudgets", "llm-router"]]
     for request in applies:
         assert request.method == "PATCH"
         assert request.content_type.startswith("application/apply-patch+yaml")
@@ -83,9 +83,31 @@ def test_missing_objects_events_and_deletes(apiserver: FakeApiServer, tmp_path: 
     events = [obj for (_, plural, _, _), obj in apiserver.objects.items() if plural == "events"]
     assert [(event["involvedObject"]["name"], event["reason"], event["type"]) for event in events] == \
         [("broken", "UnknownCategory", "Warning")]
-    assert {item["kind"] for item in api.list_managed(NS)} == {"ConfigMap", "Deployment", "Service"}
+    assert {item["kind"] for item in api.list_managed(NS)} == {"ConfigMap", "Deployment", "Service",
+                                                               "PodDisruptionBudget"}
     api.delete("v1", "Service", NS, names.TRITON)
     assert api.get("v1", "Service", NS, names.TRITON) is None
+
+
+def test_budget_and_network_policies_come_and_go_through_the_real_client(apiserver: FakeApiServer,
+                                                                        tmp_path: Path) -> None:
+    api = kubernetes_api(apiserver, tmp_path)
+    fenced = OperatorSettings.model_validate({"proxy": {"network_policy": {"enabled": True}}})
+    reconcile_namespace(NS, api, fenced, read_catalog(None), now="2026-03-01T00:00:00Z")
+    applied = {tuple(request.path.rsplit("/", 2)[-2:]) for request in apiserver.writes() if request.method == "PATCH"}
+    assert {("poddisruptionbudgets", "llm-router"), ("networkpolicies", "llm-router"),
+            ("networkpolicies", "llm-router-triton")} <= applied
+    assert any(request.path.startswith("/apis/policy/v1/namespaces/team-a/") for request in apiserver.writes())
+    assert any(request.path.startswith("/apis/networking.k8s.io/v1/namespaces/team-a/")
+               for request in apiserver.writes())
+    before = len(apiserver.writes())
+    open_settings = OperatorSettings.model_validate({"proxy": {"pod_disruption_budget": {"enabled": False}}})
+    reconcile_namespace(NS, api, open_settings, read_catalog(None), now="2026-03-01T01:00:00Z")
+    deletes = sorted(tuple(request.path.rsplit("/", 2)[-2:]) for request in apiserver.writes()[before:]
+                     if request.method == "DELETE")
+    assert deletes == [("networkpolicies", "llm-router"), ("networkpolicies", "llm-router-triton"),
+                       ("poddisruptionbudgets", "llm-router")]
+    assert {item["kind"] for item in api.list_managed(NS)} == {"ConfigMap", "Deployment", "Service"}
 
 
 # ----------------------------------------------------- the operator command, end to end
@@ -108,10 +130,8 @@ def revision(server: FakeApiServer) -> str | None:
     return config["metadata"]["annotations"][names.REVISION_ANNOTATION] if config else None
 
 
-def test_operator_command_reacts_to_changes(apiserver: FakeApiServer, tmp_path: Path) -> None:
-    """``python -m llm_router.operator`` with kopf, the handlers and the real client, against the loopback
-    API server found through KUBECONFIG: it renders, follows changes, reacts to a referenced Secret appearing,
-    and adds no finalizer."""
+def start_operator(apiserver: FakeApiServer, tmp_path: Path, *arguments: str) -> tuple[subprocess.Popen[bytes], Any]:
+    """``python -m llm_router.operator`` finding the loopback API server through KUBECONFIG."""
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "fake",
@@ -122,8 +142,16 @@ def test_operator_command_reacts_to_changes(apiserver: FakeApiServer, tmp_path: 
     env = {key: value for key, value in os.environ.items() if key != "KUBERNETES_SERVICE_HOST"}
     env.update(KUBECONFIG=str(kubeconfig), TMPDIR=str(tmp_path))
     log = (tmp_path / "operator.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "llm_router.operator", "--namespace", NS, "--liveness", ""],
-                               env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([sys.executable, "-m", "llm_router.operator", "--namespace", NS, "--liveness", "",
+                                *arguments], env=env, stdout=log, stderr=subprocess.STDOUT)
+    return process, log
+
+
+def test_operator_command_reacts_to_changes(apiserver: FakeApiServer, tmp_path: Path) -> None:
+    """``python -m llm_router.operator`` with kopf, the handlers and the real client, against the loopback
+    API server found through KUBECONFIG: it renders, follows changes, reacts to a referenced Secret appearing,
+    and adds no finalizer."""
+    process, log = start_operator(apiserver, tmp_path)
     try:
         wait_until(lambda: condition_of(apiserver, names.POLICY_PLURAL, "tasks", "Ready").get("status") == "True",
                    "the policy Ready")
@@ -157,6 +185,37 @@ def test_operator_command_reacts_to_changes(apiserver: FakeApiServer, tmp_path: 
         for (group_version, _, _, _), obj in list(apiserver.objects.items()):
             if group_version == names.API_VERSION:
                 assert not obj["metadata"].get("finalizers"), obj["metadata"]["name"]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+    output = (tmp_path / "operator.log").read_text()
+    assert "Traceback" not in output, output[-3000:]
+
+
+def test_operator_command_reacts_to_the_client_keys_secret(apiserver: FakeApiServer, tmp_path: Path) -> None:
+    """The client keys Secret is watched too (kopf's filter sees the settings through its memo)."""
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(yaml.safe_dump({"proxy": {"client_auth": {"enabled": True, "secret_name": "clients"}}}))
+    process, log = start_operator(apiserver, tmp_path, "--settings", str(settings))
+    try:
+        wait_until(lambda: condition_of(apiserver, names.POLICY_PLURAL, "tasks", "Ready").get(
+            "reason") == "ClientKeysNotFound", "the missing client keys reported")
+        settled = -1
+        while settled != len(apiserver.writes()):  # the start-up reconciles (one per object resumed) are over
+            settled = len(apiserver.writes())
+            time.sleep(2.0)
+        deployment = apiserver.get("apps/v1", "deployments", NS, names.PROXY)
+        assert deployment is not None
+        assert any(volume.get("secret", {}).get("secretName") == "clients"
+                   for volume in deployment["spec"]["template"]["spec"]["volumes"])
+        apiserver.put("v1", "secrets", {"apiVersion": "v1", "kind": "Secret",
+                                        "metadata": {"name": "clients", "namespace": NS},
+                                        "data": {"keys.yaml": base64.b64encode(b"keys: []").decode()}})
+        wait_until(lambda: condition_of(apiserver, names.POLICY_PLURAL, "tasks", "Ready").get("status") == "True",
+                   "the client keys Secret's arrival noticed")
+        events = [obj for (_, plural, _, _), obj in apiserver.objects.items() if plural == "events"]
+        assert any(event["reason"] == "ClientKeysNotFound" for event in events)
     finally:
         process.terminate()
         process.wait(timeout=30)

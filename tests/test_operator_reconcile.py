@@ -4,6 +4,7 @@ gets written when, the statuses and Events, and the rendered config served by a 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
@@ -32,7 +33,7 @@ SETTINGS = OperatorSettings()
 SECRET_VALUE = "sk-live-never-show-me-0123456789"
 EVERYTHING = ["apply ConfigMap/llm-router-config", "apply ConfigMap/llm-router-triton-models",
               "apply Deployment/llm-router-triton", "apply Service/llm-router-triton",
-              "apply Deployment/llm-router", "apply Service/llm-router"]
+              "apply Deployment/llm-router", "apply Service/llm-router", "apply PodDisruptionBudget/llm-router"]
 L, P = names.LLM_KIND, names.POLICY_KIND
 
 
@@ -71,8 +72,8 @@ def live_config(cluster: FakeCluster) -> dict[str, Any]:
 
 def test_first_reconcile_writes_everything_and_reports_ready(cluster: FakeCluster) -> None:
     outcome = reconcile(cluster)
-    assert cluster.writes[:6] == EVERYTHING
-    assert sorted(cluster.writes[6:]) == ["status DownstreamLLM/big", "status DownstreamLLM/small",
+    assert cluster.writes[:7] == EVERYTHING
+    assert sorted(cluster.writes[7:]) == ["status DownstreamLLM/big", "status DownstreamLLM/small",
                                           "status RoutingPolicy/rules", "status RoutingPolicy/tasks"]
     assert outcome.revision == live_config(cluster)["metadata"]["annotations"][names.REVISION_ANNOTATION]
     for kind, name in [(L, "big"), (L, "small"), (P, "tasks"), (P, "rules")]:
@@ -374,3 +375,113 @@ def test_operator_command_without_a_cluster_says_so(tmp_path: Path, command: lis
     assert result.returncode == 1
     assert "no cluster to talk to" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------- budget, network policies, client keys, drain
+
+
+def test_budget_and_network_policies_follow_the_settings(cluster: FakeCluster) -> None:
+    reconcile(cluster)
+    assert cluster.object("policy/v1", "PodDisruptionBudget", NS, names.PROXY) is not None
+    fenced = OperatorSettings.model_validate({"proxy": {"network_policy": {"enabled": True}}})
+    writes = new_writes(cluster, lambda: reconcile(cluster, fenced))
+    assert writes == ["apply NetworkPolicy/llm-router-triton", "apply NetworkPolicy/llm-router"]
+    assert new_writes(cluster, lambda: reconcile(cluster, fenced)) == [], "unchanged: nothing written"
+    unfenced = OperatorSettings.model_validate({"proxy": {"pod_disruption_budget": {"enabled": False}}})
+    writes = new_writes(cluster, lambda: reconcile(cluster, unfenced))
+    assert sorted(writes) == ["delete NetworkPolicy/llm-router", "delete NetworkPolicy/llm-router-triton",
+                              "delete PodDisruptionBudget/llm-router"]
+    assert cluster.object("networking.k8s.io/v1", "NetworkPolicy", NS, names.PROXY) is None
+    # A budget that would block every eviction is not rendered, and one already there goes.
+    reconcile(cluster)
+    single = OperatorSettings.model_validate({"proxy": {"replicas": 1}})
+    writes = new_writes(cluster, lambda: reconcile(cluster, single))
+    assert "delete PodDisruptionBudget/llm-router" in writes
+
+
+def test_drain_change_rolls_the_proxy_with_a_longer_grace_period(cluster: FakeCluster) -> None:
+    reconcile(cluster)
+    longer = OperatorSettings.model_validate({"proxy": {"drain": {"delay_seconds": 10, "timeout_seconds": 120}}})
+    writes = new_writes(cluster, lambda: reconcile(cluster, longer))
+    assert [write for write in writes if write.startswith("apply")] == ["apply ConfigMap/llm-router-config",
+                                                                         "apply Deployment/llm-router"]
+    proxy = cluster.object("apps/v1", "Deployment", NS, names.PROXY)
+    assert proxy is not None
+    assert proxy["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 135
+    assert "delay_seconds: 10.0" in live_config(cluster)["data"][names.CONFIG_KEY]
+
+
+CLIENT_AUTH = OperatorSettings.model_validate(
+    {"proxy": {"client_auth": {"enabled": True, "secret_name": "llm-router-clients"}}})
+
+
+def test_missing_client_keys_secret_is_reported_on_every_policy(cluster: FakeCluster) -> None:
+    reconcile(cluster, CLIENT_AUTH)
+    assert "keys_file: /var/run/secrets/llm-router-clients/keys.yaml" in live_config(cluster)["data"][names.CONFIG_KEY]
+    for name in ("tasks", "rules"):
+        ready = conditions_of(cluster, P, name)["Ready"]
+        assert (ready["status"], ready["reason"]) == ("False", "ClientKeysNotFound")
+        assert "'llm-router-clients' does not exist" in ready["message"] and "503" in ready["message"]
+    assert conditions_of(cluster, L, "big")["Ready"]["status"] == "True", "the LLMs are in the config"
+    assert sorted((event["object"], event["reason"]) for event in cluster.events) == [
+        ("RoutingPolicy/rules", "ClientKeysNotFound"), ("RoutingPolicy/tasks", "ClientKeysNotFound")]
+    reconcile(cluster, CLIENT_AUTH, now="2026-03-01T01:00:00Z")
+    assert len(cluster.events) == 2, "reported once"
+    cluster.put_secret(NS, "llm-router-clients", {"other.yaml": "keys: []"})
+    reconcile(cluster, CLIENT_AUTH, now="2026-03-01T02:00:00Z")
+    assert "no key 'keys.yaml'" in conditions_of(cluster, P, "tasks")["Ready"]["message"]
+    cluster.put_secret(NS, "llm-router-clients", {"keys.yaml": "keys: []"})
+    writes = new_writes(cluster, lambda: reconcile(cluster, CLIENT_AUTH, now="2026-03-01T03:00:00Z"))
+    assert sorted(writes) == ["status RoutingPolicy/rules", "status RoutingPolicy/tasks"], "no object rewritten"
+    ready = conditions_of(cluster, P, "tasks")["Ready"]
+    assert (ready["status"], ready["lastTransitionTime"]) == ("True", "2026-03-01T03:00:00Z")
+
+
+def test_client_keys_secret_triggers_a_reconcile() -> None:
+    memo = kopf.Memo(reconciler=handlers.new_reconciler(CLIENT_AUTH, api=FakeCluster()))
+    referenced = {("team-a", "big-key"): True}
+    assert handlers._is_referenced("team-b", "llm-router-clients", referenced, memo)
+    assert handlers._is_referenced("team-a", "big-key", referenced, memo)
+    assert not handlers._is_referenced("team-a", "unrelated", referenced, memo)
+    plain = kopf.Memo(reconciler=handlers.new_reconciler(SETTINGS, api=FakeCluster()))
+    assert not handlers._is_referenced("team-b", "llm-router-clients", referenced, plain)
+
+
+async def test_client_keys_through_a_real_proxy_503_until_the_secret_is_projected(tmp_path: Path, upstreams: Any,
+                                                                                  router: Any) -> None:
+    fast = await upstreams("fast")
+    cluster = FakeCluster()
+    cluster.put(downstream_llm("fast", api_base=fast.api_base))
+    cluster.put(routing_policy("rules", default=True, classifier=rules_classifier(), routes={"code": ["fast"]},
+                               default_route=["fast"]))
+    reconcile(cluster, CLIENT_AUTH)
+    assert conditions_of(cluster, P, "rules")["Ready"]["reason"] == "ClientKeysNotFound"
+    deployment = cluster.object("apps/v1", "Deployment", NS, names.PROXY)
+    assert deployment is not None
+    [volume] = [volume for volume in deployment["spec"]["template"]["spec"]["volumes"] if volume["name"] ==
+                "client-keys"]
+    assert volume["secret"]["optional"] is True, "a missing Secret must not keep the pod from starting"
+    # The optional volume of a missing Secret: an empty directory where the rendered keys_file points.
+    mount = tmp_path / "clients"
+    mount.mkdir()
+    text = live_config(cluster)["data"][names.CONFIG_KEY].replace(names.CLIENT_KEYS_DIR, str(mount))
+    running = await router(load_config_text({"data": {names.CONFIG_KEY: text}}).model_dump(mode="json"))
+    key = "sk-client-team-a-0123456789"
+    client = openai.AsyncOpenAI(base_url=running.base_url, api_key=key, max_retries=0)
+    messages = [{"role": "user", "content": "fix my python loop"}]
+    with pytest.raises(openai.APIStatusError) as refused:
+        await client.chat.completions.create(model="router:rules", messages=messages)
+    assert (refused.value.status_code, refused.value.code) == (503, "auth_unavailable")
+    assert fast.received == []
+
+    # The Secret appears: the operator flips Ready, kubelet projects the key, the proxy re-reads it.
+    keys = f"keys:\n  - name: team-a\n    key_sha256: {hashlib.sha256(key.encode()).hexdigest()}\n    policies: ['*']\n"
+    cluster.put_secret(NS, "llm-router-clients", {"keys.yaml": keys})
+    reconcile(cluster, CLIENT_AUTH, now="2026-03-01T01:00:00Z")
+    assert conditions_of(cluster, P, "rules")["Ready"]["status"] == "True"
+    (mount / "keys.yaml").write_text(keys)
+    answer = await client.chat.completions.create(model="router:rules", messages=messages)
+    assert answer.choices[0].message.content == fast.text()
+    stranger = openai.AsyncOpenAI(base_url=running.base_url, api_key="sk-unknown", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        await stranger.chat.completions.create(model="router:rules", messages=messages)

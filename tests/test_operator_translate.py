@@ -192,3 +192,71 @@ def test_malformed_policy_specs_are_refused_not_raised(spec: Any) -> None:
     result = run(LLMS, [policy, routing_policy("tasks")])
     assert not result.results[(P, "odd")].accepted.status
     assert [policy.name for policy in result.config.policies] == ["tasks"]
+
+
+def test_resilience_fields_map_to_the_proxy_config() -> None:
+    llms = [downstream_llm("big", secret="big-key",
+                           retry={"attempts": 2, "backoffBaseSeconds": 0.25, "backoffMaxSeconds": 4, "jitter": 0.1,
+                                  "retryAfterCapSeconds": 10},
+                           hedgeAfterSeconds=1.5,
+                           circuitBreaker={"enabled": False, "failures": 3, "windowSeconds": 10, "openSeconds": 20,
+                                           "halfOpenProbes": 2},
+                           weight=90, endpoints=[{"apiBase": "http://canary.models.svc:8000/v1", "weight": 10},
+                                                 {"apiBase": "https://replica.example.com/v1"}],
+                           balancing="LatencyWeighted"),
+            downstream_llm("small", retry={"attempts": 1})]
+    config = run(llms, [routing_policy("tasks")]).config
+    assert config is not None
+    big = config.llm("big")
+    assert (big.retry.attempts, big.retry.backoff_base, big.retry.backoff_max, big.retry.jitter,
+            big.retry.retry_after_cap) == (2, 0.25, 4, 0.1, 10)
+    assert big.hedge_after == 1.5
+    breaker = big.circuit_breaker
+    assert (breaker.enabled, breaker.failures, breaker.window_seconds, breaker.open_seconds,
+            breaker.half_open_probes) == (False, 3, 10, 20, 2)
+    assert big.weight == 90
+    assert [(endpoint.base_url, endpoint.weight) for endpoint in big.endpoints] == [
+        ("http://canary.models.svc:8000/v1", 10), ("https://replica.example.com/v1", 100)]
+    assert big.balancing == "latency_weighted"
+    # Unset fields stay unset: the proxy's defaults apply.
+    small = config.llm("small")
+    assert small.retry.attempts == 1 and small.retry.backoff_max == 2.0
+    assert (small.hedge_after, small.weight, small.endpoints, small.balancing) == (None, 100, [],
+                                                                                   "least_outstanding")
+    assert small.circuit_breaker.failures == 5
+
+
+@pytest.mark.parametrize(("spec", "fragment"), [
+    ({"retry": {"attempts": 11}}, "spec.retry.attempts: Input should be less than or equal to 10"),
+    ({"retry": {"backoffBaseSeconds": 5}}, "spec.retry.backoffBaseSeconds must not exceed"),
+    ({"retry": {"jitter": 2}}, "spec.retry.jitter"),
+    ({"retry": {"tries": 2}}, "spec.retry has unknown fields ['tries']"),
+    ({"retry": 3}, "spec.retry must be an object"),
+    ({"hedgeAfterSeconds": 0}, "spec.hedgeAfterSeconds: Input should be greater than 0"),
+    ({"circuitBreaker": {"windowSeconds": 0}}, "spec.circuitBreaker.windowSeconds"),
+    ({"circuitBreaker": {"halfOpenProbes": 101}}, "spec.circuitBreaker.halfOpenProbes"),
+    ({"weight": 101}, "spec.weight: Input should be less than or equal to 100"),
+    ({"endpoints": {"apiBase": "http://a/v1"}}, "spec.endpoints must be a list"),
+    ({"endpoints": [{"apiBase": "ftp://a.example.com/v1"}]}, "spec.endpoints[0].apiBase"),
+    ({"endpoints": [{"apiBase": "http://a/v1", "weight": -1}]}, "spec.endpoints[0].weight"),
+    ({"endpoints": [{"apiBase": "https://llm.example.com/v1/"}]}, "spec.endpoints[0].apiBase repeats"),
+    ({"endpoints": [{"apiBase": "http://a/v1"}, {"apiBase": "http://a/v1"}]}, "spec.endpoints[1].apiBase repeats"),
+    ({"weight": 0, "endpoints": [{"apiBase": "http://a/v1", "weight": 0}]}, "no server would get traffic"),
+    ({"balancing": "least_outstanding"}, "spec.balancing must be one of LeastOutstanding, LatencyWeighted"),
+])
+def test_invalid_resilience_values_are_refused_naming_the_field(spec: dict[str, Any], fragment: str) -> None:
+    result = run([downstream_llm("big", secret="big-key", **spec), LLMS[1]], [routing_policy("tasks")])
+    verdict = result.results[(L, "big")].accepted
+    assert (verdict.status, verdict.reason) == (False, "Invalid")
+    assert fragment in verdict.message
+    assert result.results[(P, "tasks")].resolved_refs.reason == "LLMNotUsable"
+    assert result.config is None
+
+
+def test_endpoint_urls_are_not_echoed_in_messages() -> None:
+    leaked = "http://user:sk-secret-pass@a.example.com/v1"
+    result = run([downstream_llm("big", endpoints=[{"apiBase": leaked}, {"apiBase": leaked}]), LLMS[1]],
+                 [routing_policy("tasks")])
+    verdict = result.results[(L, "big")].accepted
+    assert not verdict.status
+    assert "sk-secret-pass" not in verdict.message
