@@ -513,3 +513,22 @@ def test_dashboard_config_map(rendered) -> None:
     assert config_map["metadata"]["annotations"] == {"grafana_folder": "LLM"}
     dashboard = (CHART / "dashboards" / "llm-router.json").read_text(encoding="utf-8")
     assert config_map["data"]["llm-router.json"] == dashboard
+
+
+def test_readme_documents_every_value() -> None:
+    """Each value of values.yaml, or a map that holds it, has a row in the chart's README."""
+    readme = (CHART / "README.md").read_text(encoding="utf-8")
+    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    undocumented: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if f"| `{path}` |" in readme:
+            return
+        if isinstance(node, dict) and node:
+            for key, child in node.items():
+                walk(child, f"{path}.{key}" if path else key)
+        else:
+            undocumented.append(path)
+
+    walk(values, "")
+    assert undocumented == []
