@@ -3,7 +3,7 @@ Every value goes in through toJson (JSON is YAML), so no value can change the do
 {{- define "llm-router.settings" -}}
 {{- $proxy := .Values.proxy }}
 {{- $triton := .Values.triton }}
-watch_namespaces: {{ toJson .Values.watchNamespaces }}
+watch_namespaces: {{ toJson (default (list) .Values.watchNamespaces) }}
 version: {{ toJson .Chart.AppVersion }}
 model_repository: {{ toJson .Values.operator.modelRepository }}
 proxy:
@@ -45,7 +45,7 @@ triton:
   gpus: {{ toJson $triton.gpus }}
   instances_per_model: {{ toJson $triton.instancesPerModel }}
   resources: {{ toJson $triton.resources }}
-  node_selector: {{ toJson $triton.nodeSelector }}
-  tolerations: {{ toJson $triton.tolerations }}
+  node_selector: {{ toJson (default (dict) $triton.nodeSelector) }}
+  tolerations: {{ toJson (default (list) $triton.tolerations) }}
   model_repository: {{ toJson $triton.modelRepository }}
 {{- end }}
