@@ -532,3 +532,11 @@ def test_readme_documents_every_value() -> None:
 
     walk(values, "")
     assert undocumented == []
+
+
+@pytest.mark.parametrize(("kube_version", "accepted"), [("1.27.9", False), ("1.28.0", True), ("1.37.0", True)])
+def test_kubernetes_version_constraint(helm: Path, tmp_path: Path, kube_version: str, accepted: bool) -> None:
+    result = run_helm(helm, "template", RELEASE, str(CHART), "--kube-version", kube_version, values={}, tmp=tmp_path)
+    assert (result.returncode == 0) == accepted, result.stderr
+    if not accepted:
+        assert "kubeVersion" in result.stderr or "incompatible" in result.stderr, result.stderr
