@@ -375,22 +375,24 @@ def format_path(parts: list[str | int]) -> str:
     return text
 
 
+def schema_nodes(schema: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every node of a schema with its path (``spec.routes[*].llms``; ``{*}`` for map values), root first."""
+
+    def walk(node: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        yield path or "<root>", node
+        for key, child in node.get("properties", {}).items():
+            yield from walk(child, f"{path}.{key}" if path else key)
+        if isinstance(node.get("items"), dict):
+            yield from walk(node["items"], f"{path}[*]")
+        if isinstance(node.get("additionalProperties"), dict):
+            yield from walk(node["additionalProperties"], f"{path}{{*}}")
+
+    return walk(schema, "")
+
+
 def free_form_paths(schema: dict[str, Any]) -> list[str]:
     """The nodes marked ``x-kubernetes-preserve-unknown-fields`` (whatever is written there is kept)."""
-    found: list[str] = []
-
-    def walk(node: dict[str, Any], path: str) -> None:
-        if node.get("x-kubernetes-preserve-unknown-fields"):
-            found.append(path or "<root>")
-        for key, child in node.get("properties", {}).items():
-            walk(child, f"{path}.{key}" if path else key)
-        if isinstance(node.get("items"), dict):
-            walk(node["items"], f"{path}[*]")
-        if isinstance(node.get("additionalProperties"), dict):
-            walk(node["additionalProperties"], f"{path}{{*}}")
-
-    walk(schema, "")
-    return found
+    return [path for path, node in schema_nodes(schema) if node.get("x-kubernetes-preserve-unknown-fields")]
 
 
 # ---------------------------------------------------------------------- CEL
@@ -398,21 +400,8 @@ def free_form_paths(schema: dict[str, Any]) -> list[str]:
 
 def schema_rules(schema: dict[str, Any]) -> list[Rule]:
     """Every ``x-kubernetes-validations`` rule of the schema, with the node it sits on."""
-    rules: list[Rule] = []
-
-    def walk(node: dict[str, Any], path: str) -> None:
-        for entry in node.get("x-kubernetes-validations", []):
-            rules.append(Rule(path or "<root>", entry["rule"], entry["message"], entry.get("reason"),
-                              entry.get("fieldPath")))
-        for key, child in node.get("properties", {}).items():
-            walk(child, f"{path}.{key}" if path else key)
-        if isinstance(node.get("items"), dict):
-            walk(node["items"], f"{path}[*]")
-        if isinstance(node.get("additionalProperties"), dict):
-            walk(node["additionalProperties"], f"{path}{{*}}")
-
-    walk(schema, "")
-    return rules
+    return [Rule(path, entry["rule"], entry["message"], entry.get("reason"), entry.get("fieldPath"))
+            for path, node in schema_nodes(schema) for entry in node.get("x-kubernetes-validations", [])]
 
 
 @functools.lru_cache(maxsize=256)
