@@ -6,16 +6,19 @@ calling the policy's classifier. Nothing here does network I/O of its own.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .classifiers import Classification, Classifier, ClassifierInput
+from .classifiers import Classification, Classifier, ClassifierInput, ClassifierUnavailable
 from .config import POLICY_MODEL_PREFIX, LLMConfig, PolicyConfig, RouterConfig
 from .conversation import Turn
 from .errors import InvalidRequest, NoRoute
 from .request_body import ROUTER_FIELD
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_ALIASES = frozenset({"", "router"})
 """``model`` values that mean "use the configured default policy"."""
@@ -173,6 +176,11 @@ async def decide(target: Target, classifier: Classifier | None, turns: list[Turn
     started = time.perf_counter()
     try:
         result = await classifier.classify(ClassifierInput(turns, headers, user))
-    except Exception:
+    except Exception as exc:
+        # Our own ClassifierUnavailable messages name the model and the cause; anything else may carry input
+        # text, so only its type is logged.
+        cause = str(exc) if isinstance(exc, ClassifierUnavailable) else type(exc).__name__
+        log.warning("policy %r: the %s classifier failed (%s); failure_mode %s", policy.name, classifier.kind,
+                    cause, policy.failure_mode)
         return decide_classifier_failed(policy, classifier=classifier.kind, seconds=time.perf_counter() - started)
     return decide_classified(policy, result, classifier=classifier.kind, seconds=time.perf_counter() - started)

@@ -6,7 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from llm_router.proxy.classifiers import Classification, ClassifierInput, RuleClassifier, build_classifier
+from llm_router.proxy.classifiers import (
+    Classification,
+    ClassifierInput,
+    ClassifierUnavailable,
+    RuleClassifier,
+    build_classifier,
+)
 from llm_router.proxy.config import ClassifierBackend, PolicyConfig, RouterConfig, RulesClassifierRef
 from llm_router.proxy.conversation import Turn, chat_turns, prompt_turns
 from llm_router.proxy.errors import InvalidRequest, NoRoute
@@ -472,3 +478,29 @@ def test_chat_turns(messages: list[dict[str, Any]], expected: list[Turn]) -> Non
 ])
 def test_prompt_turns(prompt: Any, expected: list[Turn]) -> None:
     assert prompt_turns(prompt) == expected
+
+
+class _Failing:
+    kind = "embedded"
+    categories: list[str] = []
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def classify(self, request: ClassifierInput) -> Classification:
+        raise self.error
+
+
+@pytest.mark.parametrize(("error", "logged"), [
+    (ClassifierUnavailable("model 'task_router': no embedding within 200 ms"), "no embedding within 200 ms"),
+    (RuntimeError("the user wrote: my secret diary"), "RuntimeError"),
+])
+async def test_a_failing_classifier_is_logged_without_the_prompt(error: Exception, logged: str,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    turns = [Turn("user", "my secret diary")]
+    with caplog.at_level("WARNING", logger="llm_router.proxy.routing"):
+        got = await decide(Target(policy=POLICY), _Failing(error), turns, CIMultiDict(), None)
+    assert got.reason == "classifier_failed" and got.candidates == ("fast",)
+    [record] = caplog.records
+    assert "'tasks'" in record.getMessage() and logged in record.getMessage()
+    assert "secret diary" not in record.getMessage()
