@@ -13,6 +13,7 @@ leaves a llama.cpp server holding a port and a CPU core.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import importlib.util
@@ -291,8 +292,10 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def run_quickstart(host: str, port: int) -> int:
     """Start both Gemma servers, then serve the router in front of them until Ctrl-C or SIGTERM."""
-    from .app import create_app
+    from .app import STATE, create_app
     from .config_file import ConfigError, load_config_file
+    from .drain import serve_until_signalled
+    from .request_limits import server_options
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     problem = ensure_encoder()
@@ -320,8 +323,10 @@ def run_quickstart(host: str, port: int) -> int:
         with servers:
             app = create_app(config, config_path=QUICKSTART_CONFIG)
             print(_banner(host, port, config, specs), flush=True)
-            web.run_app(app, host=host, port=port, access_log=None, print=None, handler_cancellation=True,
-                        shutdown_timeout=5)
+            # The same serving loop as `llm-router serve`: Ctrl-C or SIGTERM lets requests in flight finish.
+            runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=2,
+                                   **server_options(config.router.limits))
+            asyncio.run(serve_until_signalled(runner, app[STATE].drain, config.router.drain, host, port))
             print("\nstopping the llama.cpp servers ...", flush=True)
     except LocalServerError as exc:
         print(f"llm-router quickstart: {exc}", file=sys.stderr)
