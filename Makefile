@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # llama-cpp-python builds from source; a portable build runs on any x86_64 CPU.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: run test lint bench bench-faults bench-classifier bench-triton models clean
+.PHONY: run test lint bench bench-faults bench-classifier bench-triton bench-quality models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ bench-classifier: models
 ## bench-triton: Triton CPU throughput with dynamic batching at concurrency 1, 8, 32
 bench-triton: models
 	$(BIN)/python bench/triton_throughput.py
+
+## bench-quality: APGR and CPT of quality_router against random, prompt-length and oracle routers (RouteLLM test splits)
+bench-quality: models
+	$(BIN)/python bench/quality.py --out bench/results
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
