@@ -14,6 +14,7 @@ import openai
 import pytest
 import yaml
 from conftest import llm
+from llm_router.proxy.app import STATE
 from llm_router.proxy.cli import main
 from llm_router.proxy.model_classifier import DEFAULT_MODEL_REPOSITORY, load_head
 from llm_router.proxy.quality import calibrate_threshold
@@ -62,6 +63,7 @@ async def test_high_scores_reach_strong_and_low_scores_weak(encoder_env, extreme
     weak, strong = await upstreams("weak"), await upstreams("strong")
     threshold = round((high_score + low_score) / 2, 6)
     running = await router(cost_quality_config(weak, strong, {"threshold": threshold}))
+    assert running.app[STATE].holder.resources.runtime("int8").loaded  # warmed up before traffic
     client = openai.AsyncOpenAI(base_url=running.base_url, api_key="k", max_retries=0)
     try:
         raw = await client.chat.completions.with_raw_response.create(
