@@ -265,3 +265,22 @@ async def test_triton_serves_the_quality_model(encoder_cache: Path, extremes, tm
     assert [d["classifier"] for d in decisions] == ["triton", "triton"]
     assert [d["chosen_llm"] for d in decisions] == ["strong", "weak"]
     assert decisions[0]["scores"]["quality_score"] == pytest.approx(high_score, abs=1e-3)
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ("task_router", "is not a quality model"),
+    ("no_such_model", "no model 'no_such_model'"),
+])
+def test_a_quality_policy_needs_a_quality_model(encoder_env, model: str, message: str) -> None:
+    from llm_router.proxy.active_config import ActiveConfig
+    from llm_router.proxy.config import RouterConfig
+    from llm_router.proxy.config_file import ConfigError
+
+    config = RouterConfig.model_validate({
+        "llms": [{"name": "strong", "api_base": "http://127.0.0.1:1/v1", "model": "s"},
+                 {"name": "weak", "api_base": "http://127.0.0.1:2/v1", "model": "w"}],
+        "policies": [{"name": "cq", "classifier": {"type": "quality", "model": model, "threshold": 0.5},
+                      "routes": {"strong": ["strong"], "weak": ["weak"]}, "default_route": ["weak"]}]})
+    with pytest.raises(ConfigError) as caught:
+        ActiveConfig.build(config)
+    assert message in caught.value.describe() and "policies.cq.classifier" in caught.value.describe()
