@@ -510,7 +510,6 @@ def run_train_command(args: argparse.Namespace) -> int:
         from .quality import run_quality_training
 
         return run_quality_training(args)
-    args.views, args.lexical = args.views or "lead", args.lexical or "lead"
     try:
         report = train(args)
     except (TrainingError, DataError) as exc:
@@ -529,6 +528,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     timings: dict[str, float] = {}
     want_scores = args.policy_type == "complexity"
+    args.views, args.lexical = args.views or "lead", args.lexical or "lead"
     views = parse_views(args.views)
     data = load_dataset(args.data, args.text_column, args.label_column, args.shared_data, want_scores)
     if args.heldout:
