@@ -102,9 +102,12 @@ def _calibrate(args: argparse.Namespace) -> int:
     scores = score_prompts(head, prompts, encoder_for(head, args.threads))
     threshold = calibrate_threshold(scores, args.strong_share)
     share = float(np.mean(scores >= threshold))
-    print(json.dumps({"policy": args.policy, "model": head.name, "strong_share_target": args.strong_share,
-                      "threshold": round(threshold, 6), "strong_share_on_these_prompts": round(share, 4),
-                      "prompts": len(prompts), "model_name_override": f"router-{args.policy}-{threshold:.5f}"}))
+    result = {"policy": args.policy, "model": head.name, "strong_share_target": args.strong_share,
+              "threshold": round(threshold, 6), "strong_share_on_these_prompts": round(share, 4),
+              "prompts": len(prompts)}
+    if args.config is not None:  # the per-request name that applies this threshold to the policy
+        result["model_name_override"] = f"router-{args.policy}-{threshold:.6f}"
+    print(json.dumps(result))
     if args.write_config is not None:
         write_threshold(args.config, args.write_config, args.policy, threshold)
         print(f"wrote {args.write_config}")

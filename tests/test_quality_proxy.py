@@ -170,6 +170,7 @@ def test_the_score_calibrate_and_eval_commands(encoder_env, tmp_path: Path, caps
     expected = calibrate_threshold([row["score"] for row in scored], 0.25)
     assert result["threshold"] == pytest.approx(expected, abs=1e-5)
     assert result["strong_share_on_these_prompts"] == pytest.approx(0.25, abs=0.03)
+    assert result["model_name_override"] == f"router-cq-{expected:.6f}"
     calibrated = yaml.safe_load((tmp_path / "calibrated.yaml").read_text())
     assert calibrated["policies"][0]["classifier"]["threshold"] == pytest.approx(expected, abs=1e-5)
 
