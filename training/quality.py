@@ -45,7 +45,7 @@ from llm_router.proxy.quality import QUALITY_LABELS, quality_score
 from .quality_metrics import RouterMetrics, length_scores, oracle_scores, random_metrics, router_metrics
 from .routellm import BENCHES, Outcome, OutcomeDataError, load_outcomes
 
-C_GRID = (0.1, 0.3, 1.0, 3.0)
+C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
 DEFAULT_VIEWS = "lead,full"
 DEFAULT_LEXICAL = "full"
 VALIDATION_SALT = "quality-validation"
