@@ -7,8 +7,8 @@ HELM   := .cache/bin/helm
 # llama-cpp-python builds from source; a portable build runs on any x86_64 CPU.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: run test lint bench bench-faults bench-classifier bench-triton models images lint-images clean chart-sync \
-	dashboard helm
+.PHONY: run test lint bench bench-faults bench-classifier bench-triton bench-quality models images lint-images \
+	clean chart-sync dashboard helm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -89,6 +89,10 @@ chart-sync: $(VENV)/.dev
 ## dashboard: regenerate charts/llm-router/dashboards/llm-router.json from scripts/build_dashboard.py
 dashboard: $(BIN)/python
 	$(BIN)/python scripts/build_dashboard.py
+
+## bench-quality: APGR and CPT of quality_router against random, prompt-length and oracle routers (RouteLLM test splits)
+bench-quality: models
+	$(BIN)/python bench/quality.py --out bench/results
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

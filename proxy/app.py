@@ -106,7 +106,7 @@ async def _embedded_models(app: web.Application) -> AsyncIterator[None]:
     """Load the sentence encoder before traffic when a policy runs a model embedded; release it on shutdown."""
     from .model_classifier import ModelClassifier
 
-    classifiers = app[STATE].holder.active.classifiers.values()
+    classifiers = [getattr(c, "inner", c) for c in app[STATE].holder.active.classifiers.values()]  # quality: a wrapper
     for runtime in {id(c.runtime): c.runtime for c in classifiers if isinstance(c, ModelClassifier)}.values():
         try:
             await runtime.warm_up()

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .classifier_resources import ClassifierResources
-from .config import ClassifierBackend, ModelClassifierRef, PolicyConfig, RuleMatch, RulesClassifierRef
+from .config import (
+    ClassifierBackend,
+    ModelClassifierRef,
+    PolicyConfig,
+    QualityClassifierRef,
+    RuleMatch,
+    RulesClassifierRef,
+)
 from .conversation import Turn
 
 
@@ -24,6 +31,8 @@ class ClassifierInput:
     turns: list[Turn]
     headers: Mapping[str, str]
     user: str | None = None
+    quality_threshold: float | None = None
+    """A per-request threshold for ``type: quality`` policies (``router-<policy>-<threshold>``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,4 +150,8 @@ def build_classifier(policy: PolicyConfig, backend: ClassifierBackend,
         from .model_classifier import build_model_classifier  # numpy and the encoder only when used
 
         return build_model_classifier(policy, ref, backend, resources or ClassifierResources())
+    if isinstance(ref, QualityClassifierRef):
+        from .quality import build_quality_classifier
+
+        return build_quality_classifier(policy, ref, backend, resources or ClassifierResources())
     raise ValueError(f"policy {policy.name!r}: unsupported classifier type {ref.type!r}")

@@ -15,6 +15,8 @@ from .config_file import ConfigError, load_config_file
 from .conversation import Turn
 from .encoder_build import add_models_command, run_models_command
 from .logs import configure_logging
+from .quality_cli import COMMANDS as QUALITY_COMMANDS
+from .quality_cli import add_quality_commands, run_quality_command
 from .routing import decide, select_target
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "quickstart.yaml"
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     quickstart.add_argument("--host", default="127.0.0.1")
 
     add_models_command(commands)
+    add_quality_commands(commands)
     try:
         from llm_router.training.train import add_train_command
     except ImportError:  # the train extra is not installed: no train command
@@ -72,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         return _validate(args.file)
     if args.command == "models":
         return run_models_command(args)
+    if args.command in QUALITY_COMMANDS:
+        return run_quality_command(args)
     if args.command == "train":
         from llm_router.training.train import run_train_command
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -290,8 +291,65 @@ class ModelClassifierRef(_Strict):
         return None
 
 
-ClassifierRef = Annotated[RulesClassifierRef | ModelClassifierRef, Field(discriminator="type")]
-"""How a policy classifies, chosen by ``type``: ``rules`` or a trained ``model``."""
+class QualityTier(_Strict):
+    """One tier of a ``quality`` classifier: prompts scoring at least ``min_score`` (and below the tiers
+    above) get the category ``name``, which the policy's ``routes`` map to LLMs."""
+
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    min_score: Annotated[float, Field(ge=0, le=1)]
+
+
+STRONG_TIER = "strong"
+WEAK_TIER = "weak"
+
+
+class QualityClassifierRef(_Strict):
+    """Cost-quality routing (RouteLLM's idea): a trained model scores the strong LLM's expected win rate
+    on the prompt, in [0, 1] (``proxy/quality.py``); the score picks a tier. Either ``threshold``
+    (two tiers: ``strong`` at or above it, ``weak`` below) or ``tiers`` (ordered by descending
+    ``min_score``, the last one 0).
+    ``llm-router calibrate`` finds the threshold that sends a chosen share of prompts to the top tier;
+    ``"model": "router-<policy>-<threshold>"`` overrides the top tier's ``min_score`` per request."""
+
+    type: Literal["quality"]
+    model: Annotated[str, Field(pattern=NAME_PATTERN)]
+    """The quality model in the repository, e.g. ``quality_router``."""
+    threshold: Annotated[float, Field(ge=0, le=1)] | None = None
+    tiers: list[QualityTier] | None = None
+
+    @model_validator(mode="after")
+    def _one_tiering(self) -> QualityClassifierRef:
+        if (self.threshold is None) == (self.tiers is None):
+            raise ValueError("a quality classifier needs exactly one of threshold (strong/weak) and tiers")
+        if self.tiers is not None:
+            names = [tier.name for tier in self.tiers]
+            scores = [tier.min_score for tier in self.tiers]
+            if len(self.tiers) < 2:
+                raise ValueError("tiers: at least two (a strong and a weak one)")
+            if len(set(names)) != len(names):
+                raise ValueError(f"tiers: names must be distinct, got {names}")
+            if any(upper <= lower for upper, lower in pairwise(scores)):
+                raise ValueError(f"tiers: min_score must strictly descend from the strongest tier, got {scores}")
+            if scores[-1] != 0:
+                raise ValueError(f"tiers: the last tier's min_score must be 0 (it takes every other prompt), "
+                                 f"got {scores[-1]}")
+        return self
+
+    @property
+    def resolved_tiers(self) -> list[QualityTier]:
+        """The tiers, strongest first; ``threshold`` as the two tiers it stands for."""
+        if self.tiers is not None:
+            return list(self.tiers)
+        assert self.threshold is not None
+        return [QualityTier(name=STRONG_TIER, min_score=self.threshold), QualityTier(name=WEAK_TIER, min_score=0.0)]
+
+    def categories(self) -> list[str]:
+        return [tier.name for tier in self.resolved_tiers]
+
+
+ClassifierRef = Annotated[RulesClassifierRef | ModelClassifierRef | QualityClassifierRef,
+                          Field(discriminator="type")]
+"""How a policy classifies, chosen by ``type``: ``rules``, a trained ``model``, or a ``quality`` score."""
 
 
 class PolicyConfig(_Strict):

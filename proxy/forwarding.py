@@ -36,6 +36,7 @@ from .context_window import estimate_tokens, fits, too_long
 from .errors import NoRoute, RouterError, TooManyRequests, UpstreamTimeout, UpstreamUnreachable, error_bytes
 from .llm_runtime import LLMRuntime
 from .metrics import RouterMetrics
+from .quality import SCORE_KEY, THRESHOLD_KEY
 from .request_body import ROUTER_FIELD
 from .retry import parse_retry_after, retry_wait
 from .routing import RouteDecision
@@ -56,6 +57,8 @@ from .upstream import (
 log = logging.getLogger(__name__)
 
 REQUEST_ID = "x-request-id"
+QUALITY_HEADERS = {SCORE_KEY: "x-llm-router-quality-score", THRESHOLD_KEY: "x-llm-router-quality-threshold"}
+"""Decision scores of ``type: quality`` policies shown as response headers."""
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
 
 CLIENT_CLOSED = 499
@@ -112,6 +115,9 @@ def decision_headers(exchange: Exchange, overhead_seconds: float) -> dict[str, s
     }
     if decision.confidence is not None:
         headers["x-llm-router-confidence"] = f"{decision.confidence:.4f}"
+    for key, header in QUALITY_HEADERS.items():
+        if key in decision.scores:
+            headers[header] = f"{decision.scores[key]:.4f}"
     return headers
 
 

@@ -464,6 +464,12 @@ def build_model_classifier(policy: PolicyConfig, ref: ModelClassifierRef, backen
         raise ModelError(f"policy {policy.name!r}: routes name categories that model {ref.model!r} never "
                          f"returns: {unknown}; its categories: {head.categories}"
                          + (f"; its groups: {groups}" if groups else ""))
+    return head_classifier(head, backend, resources)
+
+
+def head_classifier(head: Head, backend: ClassifierBackend, resources: ClassifierResources) -> Classifier:
+    """A loaded head behind the configured backend: Triton when ``triton_url`` is set, else embedded
+    (after checking that the encoder is built and fits the head)."""
     if backend.triton_url is not None:
         from .triton_classifier import TritonClassifier
 
@@ -472,6 +478,6 @@ def build_model_classifier(policy: PolicyConfig, ref: ModelClassifierRef, backen
     info = read_info(encoder_dir())
     info.model_path(variant)  # built? (the checksum is checked when it loads)
     if info.dim * len(head.views) != head.embedding_dim:
-        raise ModelError(f"model {ref.model!r} expects {head.embedding_dim} embedding inputs ({len(head.views)} "
+        raise ModelError(f"model {head.name!r} expects {head.embedding_dim} embedding inputs ({len(head.views)} "
                          f"view(s)); the encoder gives {info.dim} per view")
     return ModelClassifier(head, resources.runtime(variant), timeout=backend.timeout_ms / 1000)

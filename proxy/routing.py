@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .classifiers import Classification, Classifier, ClassifierInput, ClassifierUnavailable
-from .config import POLICY_MODEL_PREFIX, LLMConfig, PolicyConfig, RouterConfig
+from .config import POLICY_MODEL_PREFIX, LLMConfig, PolicyConfig, QualityClassifierRef, RouterConfig
 from .conversation import Turn
 from .errors import InvalidRequest, NoRoute
+from .quality import ThresholdModelError, parse_threshold_model
 from .request_body import ROUTER_FIELD
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ class Target:
     """Set for a direct pick of one LLM."""
     manual_category: str | None = None
     """Set when ``nim-llm-router.routing_strategy`` is ``manual``."""
+    quality_threshold: float | None = None
+    """Set by a ``router-<policy>-<threshold>`` model name (``type: quality`` policies)."""
 
 
 Reason = Literal["classified", "manual", "direct", "no_match", "low_confidence", "unrouted_category",
@@ -95,6 +98,9 @@ def select_target(body: Mapping[str, Any], config: RouterConfig) -> Target:
     llm = config.llm(model)
     if llm is not None:
         return Target(llm=llm)
+    threshold_target = _threshold_target(model, config)
+    if threshold_target is not None:
+        return threshold_target
     if model in DEFAULT_MODEL_ALIASES and config.router.default_policy is not None:
         policy = config.policy(config.router.default_policy)
         assert policy is not None  # the config validator guarantees it
@@ -103,6 +109,22 @@ def select_target(body: Mapping[str, Any], config: RouterConfig) -> Target:
         f"unknown model {model!r}; use one of: {valid_models(config)}"
         + ("" if model else " (this router has no default policy)"),
         param="model", code="model_not_found")
+
+
+def _threshold_target(model: str, config: RouterConfig) -> Target | None:
+    """``router-<policy>-<threshold>``: a quality policy with its top tier's threshold overridden."""
+    try:
+        parsed = parse_threshold_model(model)
+    except ThresholdModelError as exc:
+        raise InvalidRequest(str(exc), param="model", code="invalid_threshold") from None
+    if parsed is None:
+        return None
+    policy = _policy_or_400(config, parsed.policy, param="model")
+    if not isinstance(policy.classifier, QualityClassifierRef):
+        raise InvalidRequest(f"model {model!r}: a threshold can only be given for a quality policy; policy "
+                             f"{policy.name!r} classifies with type {policy.classifier.type!r}",
+                             param="model", code="invalid_threshold")
+    return Target(policy=policy, quality_threshold=parsed.threshold)
 
 
 def valid_models(config: RouterConfig) -> list[str]:
@@ -175,7 +197,7 @@ async def decide(target: Target, classifier: Classifier | None, turns: list[Turn
         return decide_manual(policy, target.manual_category)
     started = time.perf_counter()
     try:
-        result = await classifier.classify(ClassifierInput(turns, headers, user))
+        result = await classifier.classify(ClassifierInput(turns, headers, user, target.quality_threshold))
     except Exception as exc:
         # Our own ClassifierUnavailable messages name the model and the cause; anything else may carry input
         # text, so only its type is logged.

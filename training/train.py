@@ -41,7 +41,7 @@ from llm_router.proxy.triton_model_config import write_triton_files
 
 from .sources import DataError, SharedData, is_heldout, verify_manifest
 
-POLICY_TYPES = ("task", "complexity", "custom")
+POLICY_TYPES = ("task", "complexity", "custom", "quality")
 TASK_LABELS = ["Brainstorming", "Chatbot", "Classification", "Closed QA", "Code Generation", "Extraction",
                "Open QA", "Other", "Rewrite", "Summarization", "Text Generation"]
 COMPLEXITY_LABELS = ["Creativity", "Reasoning", "Contextual-Knowledge", "Few-Shot", "Domain-Knowledge",
@@ -469,7 +469,8 @@ def add_train_command(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("train", help="train a policy's classifier head; writes a Triton model directory",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--policy-type", required=True, choices=POLICY_TYPES,
-                        help="task / complexity: the built-in label sets; custom: any labels")
+                        help="task / complexity: the built-in label sets; custom: any labels; quality: a "
+                             "strong-vs-weak scorer trained on the RouteLLM outcomes in --data DIR")
     parser.add_argument("--data", required=True, nargs="+", type=Path, metavar="FILE",
                         help="training rows: .csv/.tsv with a header, or .jsonl")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
@@ -477,12 +478,12 @@ def add_train_command(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--heldout", nargs="+", type=Path, metavar="FILE",
                         help="evaluation rows; default: the rows of --data under the sha256 rule")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--views", default="lead", metavar="VIEWS",
+    parser.add_argument("--views", default=None, metavar="VIEWS",
                         help="comma-separated views of the text whose embeddings the head reads: 'lead' (default: "
                              "the first 16 and last 8 words), 'full' (the whole text, up to 256 tokens) or both "
-                             "(see llm_router.proxy.head_inputs)")
-    parser.add_argument("--lexical", default="lead", choices=[*VIEWS, "none"],
-                        help="the view whose words make TF-IDF features (default lead), or none")
+                             "(see llm_router.proxy.head_inputs); quality: default 'lead,full'")
+    parser.add_argument("--lexical", default=None, choices=[*VIEWS, "none"],
+                        help="the view whose words make TF-IDF features (default lead; quality: full), or none")
     parser.add_argument("--min-df", type=int, default=2,
                         help="lexical features: keep words seen in at least this many training texts (default 2)")
     parser.add_argument("--encoder-variant", default="int8", choices=["int8", "fp32"],
@@ -505,6 +506,10 @@ def add_train_command(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_train_command(args: argparse.Namespace) -> int:
     """Run ``train``; returns the exit status (2 with one line on stderr for bad input)."""
+    if args.policy_type == "quality":  # its own data (the RouteLLM outcomes) and report: training/quality.py
+        from .quality import run_quality_training
+
+        return run_quality_training(args)
     try:
         report = train(args)
     except (TrainingError, DataError) as exc:
@@ -523,6 +528,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     timings: dict[str, float] = {}
     want_scores = args.policy_type == "complexity"
+    args.views, args.lexical = args.views or "lead", args.lexical or "lead"
     views = parse_views(args.views)
     data = load_dataset(args.data, args.text_column, args.label_column, args.shared_data, want_scores)
     if args.heldout:
