@@ -353,7 +353,8 @@ llm-router quick start: the router on {url}/v1, config {QUICKSTART_CONFIG} (edit
 {llms}
 
 Policies: {model} (the trained task classifier, default), router:complexity_router,
-router:keyword_router (keyword rules); code prompts go to gemma-strong, summaries and chat to gemma-fast:
+router:cost_quality (strong only when likely needed), router:keyword_router (keyword rules);
+code prompts go to gemma-strong, summaries and chat to gemma-fast:
 
   curl -s {url}/v1/chat/completions -H 'Content-Type: application/json' \\
     -d '{{"model": "{model}", "max_tokens": 64,

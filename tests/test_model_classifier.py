@@ -476,5 +476,6 @@ def test_the_quick_start_config_serves_the_trained_policies(encoder_env: Path) -
 
     assert ensure_encoder() is None  # built already: nothing to do
     active = ActiveConfig.build(load_config_file(QUICKSTART_CONFIG))
-    assert [policy.name for policy in active.config.policies] == ["task_router", "complexity_router", "keyword_router"]
+    assert [policy.name for policy in active.config.policies] == ["task_router", "complexity_router", "cost_quality",
+                                                                   "keyword_router"]
     assert active.config.router.default_policy == "task_router"
