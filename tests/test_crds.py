@@ -277,8 +277,8 @@ def test_examples_reference_only_what_they_define() -> None:
         spec = policy["spec"]
         named = {llm for route in spec["routes"] for llm in route["llms"]} | set(spec["defaultRoute"])
         assert named <= llm_names, policy["metadata"]["name"]
-    assert sorted(policy["metadata"]["name"] for policy in policies) == ["complexity-router", "intent-router",
-                                                                         "task-router"]
+    assert sorted(policy["metadata"]["name"] for policy in policies) == ["complexity-router", "cost-quality",
+                                                                         "intent-router", "task-router"]
     assert [policy["metadata"]["name"] for policy in policies if policy["spec"].get("default")] == ["task-router"]
     # The proxy refuses a config where one name is both an LLM and a policy.
     assert not llm_names & {policy["metadata"]["name"] for policy in policies}
@@ -299,6 +299,17 @@ def test_example_policy_routes_categories_its_model_returns(policy_name: str, mo
         assert sorted(routed) == sorted(categories)
     if policy["spec"]["classifier"]["type"] == "Custom":
         assert policy["spec"]["classifier"]["model"] == model
+
+
+def test_cost_quality_example_routes_the_tiers_of_a_quality_model() -> None:
+    [policy] = [document for document in examples_of("RoutingPolicy") if document["metadata"]["name"] == "cost-quality"]
+    classifier = policy["spec"]["classifier"]
+    assert classifier["type"] == "Quality"
+    assert load_head(DEFAULT_MODEL_REPOSITORY, classifier["model"]).policy_type == "quality"
+    assert 0 < classifier["threshold"] < 1 and "tiers" not in classifier
+    routes = {route["category"]: route["llms"] for route in policy["spec"]["routes"]}
+    assert sorted(routes) == sorted([STRONG_TIER, WEAK_TIER])
+    assert (routes[STRONG_TIER][0], routes[WEAK_TIER][0]) == ("llama-3-1-70b", "llama-3-1-8b")
 
 
 # ------------------------------------------------------------------ CEL rules
