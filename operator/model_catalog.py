@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llm_router.proxy.model_classifier import ModelError, load_head, resolve_repository
+from llm_router.proxy.quality import STRONG_LABEL
 
 BUILT_IN_MODELS = {"TaskRouter": "task_router", "ComplexityRouter": "complexity_router"}
 """RoutingPolicy ``classifier.type`` -> the built-in model that serves it."""
@@ -25,6 +26,14 @@ class ModelInfo:
     classes: int
     scores: int
     """Complexity scores it returns besides the classes (0 for plain classifiers)."""
+    policy_type: str = "custom"
+    """``labels.json`` ``policy_type``: ``task``, ``complexity``, ``custom`` or ``quality``."""
+
+    @property
+    def is_quality(self) -> bool:
+        """A cost-quality model (``type: quality`` policies): trained as one, with the label the
+        proxy's quality score needs."""
+        return self.policy_type == "quality" and STRONG_LABEL in self.categories
 
 
 def read_catalog(repository: str | None) -> dict[str, ModelInfo]:
@@ -38,5 +47,6 @@ def read_catalog(repository: str | None) -> dict[str, ModelInfo]:
             head = load_head(root, directory.name)
         except ModelError:
             continue
-        catalog[head.name] = ModelInfo(head.name, tuple(head.route_names), len(head.labels), len(head.score_names))
+        catalog[head.name] = ModelInfo(head.name, tuple(head.route_names), len(head.labels), len(head.score_names),
+                                       head.policy_type)
     return catalog

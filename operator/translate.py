@@ -19,9 +19,11 @@ serve direct LLM picks, which nobody asked for, and the proxy cannot start witho
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from llm_router.proxy.config import (
+    CrossReferenceError,
     DrainSettings,
     LLMConfig,
     PolicyConfig,
@@ -43,17 +45,24 @@ CIRCUIT_BREAKER_FIELDS = {"enabled": "enabled", "failures": "failures", "windowS
                           "openSeconds": "open_seconds", "halfOpenProbes": "half_open_probes"}
 ENDPOINT_FIELDS = {"apiBase": "api_base", "weight": "weight"}
 BALANCING = {"LeastOutstanding": "least_outstanding", "LatencyWeighted": "latency_weighted"}
+TIER_FIELDS = {"name": "name", "minScore": "min_score"}
+MAX_TIERS = 8
 RULE_FIELDS = {"category": "category", "keywords": "keywords", "patterns": "patterns", "roles": "roles",
                "lastMessageOnly": "last_message_only", "headers": "headers", "user": "user", "weight": "weight"}
 SPEC_NAMES = {"api_base": "apiBase", "api_key": "apiKeySecretRef", "context_window": "contextWindow",
               "max_concurrency": "maxConcurrency", "input_per_million": "inputPerMillion",
               "output_per_million": "outputPerMillion", "default_route": "defaultRoute",
               "min_confidence": "minConfidence", "failure_mode": "failureMode", "last_message_only": "lastMessageOnly",
-              "hedge_after": "hedgeAfterSeconds", "circuit_breaker": "circuitBreaker",
+              "hedge_after": "hedgeAfterSeconds", "circuit_breaker": "circuitBreaker", "min_score": "minScore",
               **{snake: camel for camel, snake in TIMEOUT_FIELDS.items()},
               **{snake: camel for camel, snake in RETRY_FIELDS.items()},
               **{snake: camel for camel, snake in CIRCUIT_BREAKER_FIELDS.items()}}
 """Config field -> spec field, to name the spec's fields in messages."""
+
+
+CLASSIFIER_TYPES = (*BUILT_IN_MODELS, "Custom", "Rules", "Quality")
+MODEL_CLASSIFIERS = ("model", "quality")
+"""Config classifier types that run a model of the repository (and so on Triton, in a cluster)."""
 
 
 class SpecError(ValueError):
@@ -139,7 +148,7 @@ def translate(resources: NamespaceResources, options: ConfigOptions = ConfigOpti
                    else "there is no RoutingPolicy in this namespace")
         return Translation(None, results, problem=problem)
     chosen = [policy for policy, _ in sorted(policies.values(), key=lambda item: item[0].name)]
-    served = sorted({policy.classifier.model for policy in chosen if policy.classifier.type == "model"})
+    served = sorted({policy.classifier.model for policy in chosen if policy.classifier.type in MODEL_CLASSIFIERS})
     router = {
         "default_policy": default_policy,
         "log_prompts": options.log_prompts,
@@ -299,9 +308,15 @@ def _judge_policy(obj: dict[str, Any], resources: NamespaceResources, usable_llm
         accepted = Verdict(ACCEPTED, False, "NameConflict",
                            f"a DownstreamLLM is also named {name!r}: requests naming it would be ambiguous; "
                            "rename the policy")
-    model = policy.classifier.model if policy.classifier.type == "model" else None
+    model = policy.classifier.model if policy.classifier.type in MODEL_CLASSIFIERS else None
     info = resources.models.get(model) if model else None
-    if info is not None:
+    if info is not None and policy.classifier.type == "quality":
+        if not info.is_quality and accepted.status:
+            accepted = Verdict(ACCEPTED, False, "NotAQualityModel",
+                               f"classifier model {model!r} is not a quality model (policy_type {info.policy_type!r}, "
+                               f"labels {list(info.categories)}); a Quality classifier needs one trained with "
+                               "--policy-type quality, e.g. 'quality_router'")
+    elif info is not None:
         unknown = [category for category in policy.routes if category not in info.categories]
         if unknown and accepted.status:
             accepted = Verdict(ACCEPTED, False, "UnknownCategory",
@@ -334,6 +349,8 @@ def policy_config_data(name: str, spec: Any) -> dict[str, Any]:
     spec = _mapping(spec, "spec")
     classifier = _mapping(spec.get("classifier"), "spec.classifier")
     kind = classifier.get("type")
+    if kind != "Quality" and ("threshold" in classifier or "tiers" in classifier):
+        raise SpecError(f"spec.classifier.threshold and spec.classifier.tiers are only for type Quality, not {kind}")
     if kind in BUILT_IN_MODELS or kind == "Custom":
         if "rules" in classifier:
             raise SpecError(f"spec.classifier.rules is only for type Rules, not {kind}")
@@ -343,19 +360,20 @@ def policy_config_data(name: str, spec: Any) -> dict[str, Any]:
             ref: dict[str, Any] = {"type": "model", "model": classifier["model"]}
         else:
             if "model" in classifier:
-                raise SpecError(f"spec.classifier.model is only for type Custom; {kind} uses "
+                raise SpecError(f"spec.classifier.model is only for types Custom and Quality; {kind} uses "
                                 f"{BUILT_IN_MODELS[kind]!r}")
             ref = {"type": "model", "model": BUILT_IN_MODELS[kind]}
     elif kind == "Rules":
         if "model" in classifier:
-            raise SpecError("spec.classifier.model is only for type Custom, not Rules")
+            raise SpecError("spec.classifier.model is only for types Custom and Quality, not Rules")
         rules = classifier.get("rules")
         if not isinstance(rules, list) or not rules:
             raise SpecError("spec.classifier.rules (at least one rule) is required for type Rules")
         ref = {"type": "rules", "rules": [_rule(rule, index) for index, rule in enumerate(rules)]}
+    elif kind == "Quality":
+        ref = _quality_classifier(classifier)
     else:
-        raise SpecError(f"spec.classifier.type must be one of TaskRouter, ComplexityRouter, Custom, Rules; "
-                        f"got {kind!r}")
+        raise SpecError(f"spec.classifier.type must be one of {', '.join(CLASSIFIER_TYPES)}; got {kind!r}")
     routes: dict[str, Any] = {}
     raw_routes = spec.get("routes")
     if not isinstance(raw_routes, list):
@@ -373,6 +391,44 @@ def policy_config_data(name: str, spec: Any) -> dict[str, Any]:
         raise SpecError(f"spec.failureMode must be Open or Closed; got {failure_mode!r}")
     return {"name": name, "classifier": ref, "routes": routes, "default_route": spec.get("defaultRoute"),
             "min_confidence": spec.get("minConfidence", 0.0), "failure_mode": failure_mode.lower()}
+
+
+def _quality_classifier(classifier: dict[str, Any]) -> dict[str, Any]:
+    """A Quality classifier as the proxy's ``QualityClassifierRef`` data; pydantic checks the tiers' order."""
+    if "rules" in classifier:
+        raise SpecError("spec.classifier.rules is only for type Rules, not Quality")
+    if not classifier.get("model"):
+        raise SpecError("spec.classifier.model is required for type Quality: name a quality model, "
+                        "e.g. quality_router")
+    has_threshold, has_tiers = classifier.get("threshold") is not None, classifier.get("tiers") is not None
+    if has_threshold == has_tiers:
+        raise SpecError("a Quality classifier needs exactly one of spec.classifier.threshold (tiers strong and "
+                        "weak) and spec.classifier.tiers")
+    ref: dict[str, Any] = {"type": "quality", "model": classifier["model"]}
+    if has_threshold:
+        ref["threshold"] = classifier["threshold"]
+    else:
+        tiers = classifier["tiers"]
+        if not isinstance(tiers, list):
+            raise SpecError("spec.classifier.tiers must be a list of {name, minScore}")
+        ref["tiers"] = [_fields(tier, f"spec.classifier.tiers[{index}]", TIER_FIELDS)
+                        for index, tier in enumerate(tiers)]
+        _check_tier_order([tier.get("min_score") for tier in ref["tiers"]])
+    return ref
+
+
+def _check_tier_order(scores: list[Any]) -> None:
+    """The order rules of the CRD's CEL, said with the spec's names (the proxy's own message says min_score)."""
+    if not 2 <= len(scores) <= MAX_TIERS:
+        raise SpecError(f"spec.classifier.tiers needs 2 to {MAX_TIERS} tiers, got {len(scores)}")
+    if not all(isinstance(score, int | float) and not isinstance(score, bool) for score in scores):
+        raise SpecError("spec.classifier.tiers[].minScore must be a number in [0, 1]")
+    if any(upper <= lower for upper, lower in pairwise(scores)):
+        raise SpecError(f"spec.classifier.tiers must be ordered by strictly descending minScore, strongest tier "
+                        f"first; got {scores}")
+    if scores[-1] != 0:
+        raise SpecError(f"the last of spec.classifier.tiers must have minScore 0 (it takes every other prompt); "
+                        f"got {scores[-1]}")
 
 
 def _rule(rule: Any, index: int) -> dict[str, Any]:
@@ -426,6 +482,10 @@ def _messages(exc: ValidationError) -> str:
     must not reach a status message)."""
     parts = []
     for error in exc.errors(include_input=False, include_url=False):
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, CrossReferenceError):  # routes naming unknown categories: ('routes', category)
+            parts += [f"{_spec_location(loc[:1])}: {message}" for loc, message in cause.problems]
+            continue
         message = str(error["msg"]).removeprefix("Value error, ")
         location = _spec_location(tuple(error["loc"]))
         parts.append(f"{location}: {message}" if location else message)
@@ -435,7 +495,7 @@ def _messages(exc: ValidationError) -> str:
 def _spec_location(loc: tuple[Any, ...]) -> str:
     """``('classifier', 'rules', 'rules', 0, 'patterns')`` -> ``spec.classifier.rules[0].patterns``: the
     union tags pydantic inserts are dropped, config names become spec names."""
-    if loc[:1] == ("classifier",) and loc[1:2] in (("rules",), ("model",)):
+    if loc[:1] == ("classifier",) and loc[1:2] in (("rules",), ("model",), ("quality",)):
         loc = (loc[0], *loc[2:])
     path = "spec"
     for part in loc:

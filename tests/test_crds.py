@@ -32,8 +32,12 @@ from crd_schema import (
 )
 from llm_router.proxy.config import (
     NAME_PATTERN,
+    STRONG_TIER,
+    WEAK_TIER,
     CircuitBreakerConfig,
     LLMConfig,
+    QualityClassifierRef,
+    QualityTier,
     ReplicaConfig,
     RetryConfig,
     RuleMatch,
@@ -273,8 +277,8 @@ def test_examples_reference_only_what_they_define() -> None:
         spec = policy["spec"]
         named = {llm for route in spec["routes"] for llm in route["llms"]} | set(spec["defaultRoute"])
         assert named <= llm_names, policy["metadata"]["name"]
-    assert sorted(policy["metadata"]["name"] for policy in policies) == ["complexity-router", "intent-router",
-                                                                         "task-router"]
+    assert sorted(policy["metadata"]["name"] for policy in policies) == ["complexity-router", "cost-quality",
+                                                                         "intent-router", "task-router"]
     assert [policy["metadata"]["name"] for policy in policies if policy["spec"].get("default")] == ["task-router"]
     # The proxy refuses a config where one name is both an LLM and a policy.
     assert not llm_names & {policy["metadata"]["name"] for policy in policies}
@@ -295,6 +299,17 @@ def test_example_policy_routes_categories_its_model_returns(policy_name: str, mo
         assert sorted(routed) == sorted(categories)
     if policy["spec"]["classifier"]["type"] == "Custom":
         assert policy["spec"]["classifier"]["model"] == model
+
+
+def test_cost_quality_example_routes_the_tiers_of_a_quality_model() -> None:
+    [policy] = [document for document in examples_of("RoutingPolicy") if document["metadata"]["name"] == "cost-quality"]
+    classifier = policy["spec"]["classifier"]
+    assert classifier["type"] == "Quality"
+    assert load_head(DEFAULT_MODEL_REPOSITORY, classifier["model"]).policy_type == "quality"
+    assert 0 < classifier["threshold"] < 1 and "tiers" not in classifier
+    routes = {route["category"]: route["llms"] for route in policy["spec"]["routes"]}
+    assert sorted(routes) == sorted([STRONG_TIER, WEAK_TIER])
+    assert (routes[STRONG_TIER][0], routes[WEAK_TIER][0]) == ("llama-3-1-70b", "llama-3-1-8b")
 
 
 # ------------------------------------------------------------------ CEL rules
@@ -339,8 +354,26 @@ COMPLEXITY_CATEGORIES = _message("RoutingPolicy", "routes of a ComplexityRouter 
 RULES_CATEGORIES = _message("RoutingPolicy", "routes of a Rules policy")
 ROUTE_UNIQUE = _message("RoutingPolicy", "a route must not name")
 DEFAULT_UNIQUE = _message("RoutingPolicy", "defaultRoute must not name")
+QUALITY_TIERING = _message("RoutingPolicy", "a Quality classifier needs exactly one")
+QUALITY_ONLY = _message("RoutingPolicy", "classifier.threshold and classifier.tiers are only allowed")
+TIERS_DESCEND = _message("RoutingPolicy", "classifier.tiers must be ordered")
+LAST_TIER_ZERO = _message("RoutingPolicy", "the last of classifier.tiers")
+QUALITY_CATEGORIES = _message("RoutingPolicy", "routes of a Quality policy")
 
 CODE_RULE = {"category": "code", "keywords": ["python"]}
+STRONG_WEAK = [{"category": "strong", "llms": ["big"]}, {"category": "weak", "llms": ["small"]}]
+
+
+def quality_classifier(**fields: Any) -> dict[str, Any]:
+    return {"type": "Quality", "model": "quality_router", **fields}
+
+
+def tiers(*scores: float) -> list[dict[str, Any]]:
+    return [{"name": f"t{index}", "minScore": score} for index, score in enumerate(scores)]
+
+
+def tier_routes(count: int) -> list[dict[str, Any]]:
+    return [{"category": f"t{index}", "llms": ["big"]} for index in range(count)]
 
 RULE_CASES = [
     # DownstreamLLM: apiBase
@@ -483,6 +516,57 @@ RULE_CASES = [
              DEFAULT_UNIQUE),
     RuleCase("default route with an LLM twice", "RoutingPolicy", policy_spec(defaultRoute=["small", "small"]),
              DEFAULT_UNIQUE, [("spec.defaultRoute", DEFAULT_UNIQUE)]),
+    # RoutingPolicy: Quality classifiers
+    RuleCase("Quality with model", "RoutingPolicy",
+             policy_spec(classifier=quality_classifier(threshold=0.5), routes=STRONG_WEAK), MODEL_REQUIRED),
+    RuleCase("Quality without model", "RoutingPolicy",
+             policy_spec(classifier={"type": "Quality", "threshold": 0.5}, routes=STRONG_WEAK), MODEL_REQUIRED,
+             [("spec.classifier.model", MODEL_REQUIRED)]),
+    RuleCase("Quality with threshold", "RoutingPolicy",
+             policy_spec(classifier=quality_classifier(threshold=0.3), routes=STRONG_WEAK), QUALITY_TIERING),
+    RuleCase("Quality with tiers", "RoutingPolicy",
+             policy_spec(classifier=quality_classifier(tiers=tiers(0.7, 0.4, 0)), routes=tier_routes(3)),
+             QUALITY_TIERING),
+    RuleCase("Quality with neither threshold nor tiers", "RoutingPolicy",
+             policy_spec(classifier=quality_classifier(), routes=STRONG_WEAK), QUALITY_TIERING,
+             [("spec.classifier", QUALITY_TIERING)]),
+    RuleCase("Quality with threshold and tiers", "RoutingPolicy",
+             policy_spec(classifier=quality_classifier(threshold=0.5, tiers=tiers(0.5, 0)), routes=tier_routes(2)),
+             QUALITY_TIERING, [("spec.classifier", QUALITY_TIERING)]),
+    RuleCase("Custom without threshold or tiers", "RoutingPolicy",
+             policy_spec(classifier={"type": "Custom", "model": "intent_router"},
+                         routes=[{"category": "card_arrival", "llms": ["big"]}]), QUALITY_ONLY),
+    RuleCase("TaskRouter with a threshold", "RoutingPolicy",
+             policy_spec(classifier={"type": "TaskRouter", "threshold": 0.5}), QUALITY_ONLY,
+             [("spec.classifier", QUALITY_ONLY)]),
+    RuleCase("eight descending tiers", "RoutingPolicy",
+             policy_spec(classifier=quality_classifier(tiers=tiers(0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.2, 0)),
+                         routes=tier_routes(8)), TIERS_DESCEND),
+    RuleCase("tiers with an equal minScore", "RoutingPolicy",
+             policy_spec(classifier=quality_classifier(tiers=tiers(0.6, 0.6, 0)), routes=tier_routes(3)),
+             TIERS_DESCEND, [("spec.classifier.tiers", TIERS_DESCEND)]),
+    RuleCase("tiers weakest first", "RoutingPolicy",
+             policy_spec(classifier=quality_classifier(tiers=[{"name": "weak", "minScore": 0},
+                                                              {"name": "strong", "minScore": 0.5}]),
+                         routes=STRONG_WEAK),
+             TIERS_DESCEND, [("spec.classifier.tiers", TIERS_DESCEND), ("spec.classifier.tiers", LAST_TIER_ZERO)]),
+    RuleCase("last tier at zero", "RoutingPolicy",
+             policy_spec(classifier=quality_classifier(tiers=tiers(0.5, 0)), routes=tier_routes(2)), LAST_TIER_ZERO),
+    RuleCase("last tier above zero", "RoutingPolicy",
+             policy_spec(classifier=quality_classifier(tiers=tiers(0.7, 0.2)), routes=tier_routes(2)),
+             LAST_TIER_ZERO, [("spec.classifier.tiers", LAST_TIER_ZERO)]),
+    RuleCase("Quality routes strong and weak", "RoutingPolicy",
+             policy_spec(classifier=quality_classifier(threshold=0.5), routes=STRONG_WEAK), QUALITY_CATEGORIES),
+    RuleCase("Quality routes a tier by name", "RoutingPolicy",
+             policy_spec(classifier=quality_classifier(tiers=tiers(0.7, 0.4, 0)), routes=tier_routes(2)),
+             QUALITY_CATEGORIES),
+    RuleCase("threshold policy routes a task category", "RoutingPolicy",
+             policy_spec(classifier=quality_classifier(threshold=0.5),
+                         routes=[*STRONG_WEAK, {"category": "Chatbot", "llms": ["big"]}]),
+             QUALITY_CATEGORIES, [("spec.routes", QUALITY_CATEGORIES)]),
+    RuleCase("tiered policy routes strong", "RoutingPolicy",
+             policy_spec(classifier=quality_classifier(tiers=tiers(0.5, 0)), routes=STRONG_WEAK),
+             QUALITY_CATEGORIES, [("spec.routes", QUALITY_CATEGORIES)]),
 ]
 
 
@@ -642,6 +726,27 @@ SCHEMA_CASES = [
                "spec.classifier.rules[0].roles[1]", "duplicate"),
     SchemaCase("zero weight", "RoutingPolicy", policy_spec(classifier=rules_classifier({**CODE_RULE, "weight": 0})),
                "spec.classifier.rules[0].weight", "exclusiveMinimum"),
+    SchemaCase("threshold over one", "RoutingPolicy", policy_spec(classifier=quality_classifier(threshold=1.2),
+                                                                  routes=STRONG_WEAK),
+               "spec.classifier.threshold", "maximum"),
+    SchemaCase("one tier", "RoutingPolicy", policy_spec(classifier=quality_classifier(tiers=tiers(0)),
+                                                        routes=tier_routes(1)), "spec.classifier.tiers", "minItems"),
+    SchemaCase("nine tiers", "RoutingPolicy",
+               policy_spec(classifier=quality_classifier(tiers=tiers(*[0.9 - index / 10 for index in range(8)], 0)),
+                           routes=tier_routes(2)), "spec.classifier.tiers", "maxItems"),
+    SchemaCase("tier named twice", "RoutingPolicy",
+               policy_spec(classifier=quality_classifier(tiers=[{"name": "a", "minScore": 0.5},
+                                                                {"name": "a", "minScore": 0}]),
+                           routes=[{"category": "a", "llms": ["big"]}]), "spec.classifier.tiers[1]", "duplicate"),
+    SchemaCase("tier without minScore", "RoutingPolicy",
+               policy_spec(classifier=quality_classifier(tiers=[{"name": "a", "minScore": 0.5}, {"name": "b"}]),
+                           routes=[{"category": "a", "llms": ["big"]}]),
+               "spec.classifier.tiers[1].minScore", "required"),
+    SchemaCase("snake_case tier field", "RoutingPolicy",
+               policy_spec(classifier=quality_classifier(tiers=[{"name": "a", "minScore": 0.5},
+                                                                {"name": "b", "min_score": 0, "minScore": 0}]),
+                           routes=[{"category": "a", "llms": ["big"]}]),
+               "spec.classifier.tiers[1].min_score", "unknown-field"),
     SchemaCase("snake_case field", "RoutingPolicy",
                policy_spec(classifier=rules_classifier({**CODE_RULE, "last_message_only": True})),
                "spec.classifier.rules[0].last_message_only", "unknown-field"),
@@ -788,3 +893,27 @@ def test_resilience_rule_defaults_and_enums_match_the_proxy() -> None:
         list(balancing)
     assert _spec_node("endpoints")["maxItems"] == 16
     assert _spec_node("endpoints", "[]", "apiBase")["maxLength"] == _spec_node("apiBase")["maxLength"]
+
+
+def test_quality_fields_match_the_proxy() -> None:
+    """Tier names of a threshold policy, and the bounds of threshold and minScore, are the proxy's."""
+    classifier = storage_schema(CRDS["RoutingPolicy"])["properties"]["spec"]["properties"]["classifier"]
+    spec = storage_schema(CRDS["RoutingPolicy"])["properties"]["spec"]
+    quality_rule = next(rule["rule"] for rule in spec["x-kubernetes-validations"] if "'Quality'" in rule["rule"])
+    assert re.findall(r"r\.category in \[(.*?)\]", quality_rule) == [f"'{STRONG_TIER}', '{WEAK_TIER}'"]
+    threshold = classifier["properties"]["threshold"]
+    tier = classifier["properties"]["tiers"]["items"]["properties"]
+    for node, (model, proxy_field) in [(threshold, (QualityClassifierRef, "threshold")),
+                                       (tier["minScore"], (QualityTier, "min_score")),
+                                       (tier["name"], (QualityTier, "name"))]:
+        info = model.model_fields[proxy_field]
+        metadata = list(info.metadata)
+        for arg in typing.get_args(info.annotation):
+            for item in getattr(arg, "__metadata__", ()):
+                metadata += getattr(item, "metadata", [item])
+        if node["type"] == "number":
+            assert _bounds(metadata) == {"ge": node["minimum"], "le": node["maximum"]}
+        else:
+            lengths = {type(item).__name__: item for item in metadata}
+            assert (node["minLength"], node["maxLength"]) == (lengths["MinLen"].min_length,
+                                                              lengths["MaxLen"].max_length)

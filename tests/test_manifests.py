@@ -152,7 +152,7 @@ def test_both_folders_together_make_one_valid_router_config() -> None:
     config = translation.config
     assert config is not None
     assert sorted(policy.name for policy in config.policies) == [
-        "complexity-router", "intent-router", "local-first", "task-router"]
+        "complexity-router", "cost-quality", "intent-router", "local-first", "task-router"]
     [local] = [llm for llm in config.llms if llm.name == "qwen2-5-0-5b-local"]
     assert local.api_key is None
     # Only the NVIDIA key is mounted: the in-cluster server gets no Authorization header.

@@ -124,7 +124,7 @@ def test_walkthrough_on_a_real_cluster(namespace: str, operator: None) -> None:
             timeout=400)
     resources = custom_resources(namespace)
     assert sorted(name for kind, name in resources if kind == "RoutingPolicy") == [
-        "complexity-router", "intent-router", "local-first", "task-router"]
+        "complexity-router", "cost-quality", "intent-router", "local-first", "task-router"]
     for resource in resources.values():
         assert resource["status"]["observedGeneration"] == resource["metadata"]["generation"]
         for kind in ("Accepted", "ResolvedRefs", "Ready"):
@@ -135,7 +135,7 @@ def test_walkthrough_on_a_real_cluster(namespace: str, operator: None) -> None:
     assert "REPLACE_ME" not in text
     config = yaml.safe_load(text)
     assert sorted(policy["name"] for policy in config["policies"]) == [
-        "complexity-router", "intent-router", "local-first", "task-router"]
+        "complexity-router", "cost-quality", "intent-router", "local-first", "task-router"]
     for name in ("deployment/llm-router", "service/llm-router", "deployment/llm-router-triton",
                  "service/llm-router-triton"):
         kubectl("get", "-n", namespace, name)

@@ -25,6 +25,7 @@ from llm_router.operator.render import (
 from llm_router.operator.settings import OperatorSettings
 from llm_router.operator.translate import ConfigOptions, NamespaceResources, Translation, translate
 from llm_router.proxy.config_file import parse_config
+from llm_router.proxy.model_classifier import DEFAULT_MODEL_REPOSITORY
 from operator_resources import downstream_llm, routing_policy, rules_classifier
 
 OLDEST, NEWEST = "1.28.0", kubernetes_validate.latest_version()
@@ -155,6 +156,35 @@ def test_triton_serves_the_policies_models_on_gpus() -> None:
                                                         "task_router"]
     ports = {port["name"]: port["port"] for port in objects["Service/llm-router-triton"]["spec"]["ports"]}
     assert ports == {"http": 8000, "grpc": 8001, "metrics": 8002}
+
+
+QUALITY_POLICY = routing_policy("cost", classifier={"type": "Quality", "model": "quality_router", "threshold": 0.5},
+                                routes={"strong": ["big", "local"], "weak": ["small"]})
+
+
+@pytest.mark.parametrize("version", [OLDEST, NEWEST])
+def test_quality_policy_renders_triton_on_gpus_and_the_proxys_config(version: str) -> None:
+    objects = rendered(SETTINGS_VARIANTS["two GPUs, no tolerations"], policies=[*POLICIES, QUALITY_POLICY])
+    for obj in objects.values():
+        kubernetes_validate.validate(obj, version, strict=True)
+    models = objects["ConfigMap/llm-router-triton-models"]["data"]
+    assert sorted(models) == ["quality_router.config.pbtxt", "task_router.config.pbtxt"]
+    # The committed CPU config of the model, with the GPU instance group: 3 classes, no SCORES output.
+    committed = (DEFAULT_MODEL_REPOSITORY / "quality_router" / "config.pbtxt").read_text()
+    assert models["quality_router.config.pbtxt"] == committed.replace("KIND_CPU", "KIND_GPU")
+    assert "SCORES" not in models["quality_router.config.pbtxt"]
+    init = objects["Deployment/llm-router-triton"]["spec"]["template"]["spec"]["initContainers"][0]
+    assert init["command"][-2:] == ["quality_router", "task_router"]
+    loaded = parse_config(objects["ConfigMap/llm-router-config"]["data"][names.CONFIG_KEY], source="config.yaml")
+    cost = loaded.policy("cost")
+    assert (cost.classifier.type, cost.classifier.model, cost.classifier.threshold) == ("quality", "quality_router",
+                                                                                        0.5)
+    assert loaded.router.classifier_backend.triton_url == "llm-router-triton.team-a.svc:8001"
+
+
+def test_quality_policy_alone_still_brings_triton() -> None:
+    objects = rendered(policies=[QUALITY_POLICY], owners=[Owner(names.API_VERSION, names.POLICY_KIND, "cost", "u")])
+    assert sorted(objects["ConfigMap/llm-router-triton-models"]["data"]) == ["quality_router.config.pbtxt"]
 
 
 def test_cpu_only_triton_has_no_gpu_limit_and_honours_placement() -> None:

@@ -35,6 +35,16 @@ class Case:
 
 
 P, L = names.POLICY_KIND, names.LLM_KIND
+STRONG_WEAK = {"strong": ["big", "small"], "weak": ["small"]}
+
+
+def quality(**fields: Any) -> dict[str, Any]:
+    return {"type": "Quality", "model": "quality_router", **fields}
+
+
+def cost_quality(classifier: dict[str, Any], routes: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    return routing_policy("cost", classifier=classifier, routes=STRONG_WEAK if routes is None else routes)
+
 CASES = [
     Case("valid TaskRouter policy", LLMS, [routing_policy("tasks")], ["tasks"]),
     Case("valid Rules policy", LLMS,
@@ -72,9 +82,50 @@ CASES = [
          {(P, "bank"): ("ResolvedRefs", "ClassifierModelNotFound", "'fraud_router'")}),
     Case("model given for a built-in classifier", LLMS,
          [routing_policy("tasks", classifier={"type": "TaskRouter", "model": "intent_router"})], [],
-         {(P, "tasks"): ("Accepted", "Invalid", "only for type Custom")}),
+         {(P, "tasks"): ("Accepted", "Invalid", "only for types Custom and Quality")}),
     Case("Rules without rules", LLMS, [routing_policy("rules", classifier={"type": "Rules"})], [],
          {(P, "rules"): ("Accepted", "Invalid", "rules (at least one rule) is required")}),
+    Case("Quality with a threshold", LLMS, [cost_quality(quality(threshold=0.5))], ["cost"]),
+    Case("Quality with tiers", LLMS,
+         [cost_quality(quality(tiers=[{"name": "top", "minScore": 0.7}, {"name": "mid", "minScore": 0.4},
+                                      {"name": "low", "minScore": 0}]),
+                       routes={"top": ["big"], "low": ["small"]})], ["cost"]),
+    Case("Quality model not in the repository", LLMS, [cost_quality(quality(model="price_router", threshold=0.5))],
+         [], {(P, "cost"): ("ResolvedRefs", "ClassifierModelNotFound", "'price_router'")}),
+    Case("Quality naming a task model", LLMS, [cost_quality(quality(model="task_router", threshold=0.5))], [],
+         {(P, "cost"): ("Accepted", "NotAQualityModel", "'task_router' is not a quality model")}),
+    Case("Quality without model", LLMS, [cost_quality({"type": "Quality", "threshold": 0.5})], [],
+         {(P, "cost"): ("Accepted", "Invalid", "spec.classifier.model is required for type Quality")}),
+    Case("Quality with neither threshold nor tiers", LLMS, [cost_quality(quality())], [],
+         {(P, "cost"): ("Accepted", "Invalid", "exactly one of spec.classifier.threshold")}),
+    Case("Quality with threshold and tiers", LLMS,
+         [cost_quality(quality(threshold=0.5, tiers=[{"name": "strong", "minScore": 0.5},
+                                                     {"name": "weak", "minScore": 0}]))], [],
+         {(P, "cost"): ("Accepted", "Invalid", "exactly one of spec.classifier.threshold")}),
+    Case("Quality threshold over one", LLMS, [cost_quality(quality(threshold=1.5))], [],
+         {(P, "cost"): ("Accepted", "Invalid", "spec.classifier.threshold: Input should be less than or equal to 1")}),
+    Case("Quality tiers ascending", LLMS,
+         [cost_quality(quality(tiers=[{"name": "weak", "minScore": 0}, {"name": "strong", "minScore": 0.5}]))], [],
+         {(P, "cost"): ("Accepted", "Invalid", "strictly descending minScore")}),
+    Case("Quality last tier above zero", LLMS,
+         [cost_quality(quality(tiers=[{"name": "strong", "minScore": 0.6}, {"name": "weak", "minScore": 0.1}]))], [],
+         {(P, "cost"): ("Accepted", "Invalid", "last of spec.classifier.tiers must have minScore 0")}),
+    Case("Quality one tier", LLMS,
+         [cost_quality(quality(tiers=[{"name": "strong", "minScore": 0}]), routes={"strong": ["big"]})], [],
+         {(P, "cost"): ("Accepted", "Invalid", "spec.classifier.tiers needs 2 to 8 tiers")}),
+    Case("Quality tier named twice", LLMS,
+         [cost_quality(quality(tiers=[{"name": "strong", "minScore": 0.5}, {"name": "strong", "minScore": 0}]),
+                       routes={"strong": ["big"]})], [],
+         {(P, "cost"): ("Accepted", "Invalid", "spec.classifier: tiers: names must be distinct")}),
+    Case("Quality tier with a snake_case field", LLMS,
+         [cost_quality(quality(tiers=[{"name": "strong", "min_score": 0.5}, {"name": "weak", "minScore": 0}]))], [],
+         {(P, "cost"): ("Accepted", "Invalid", "spec.classifier.tiers[0] has unknown fields ['min_score']")}),
+    Case("Quality route naming no tier", LLMS,
+         [cost_quality(quality(threshold=0.5), routes={"strong": ["big"], "Chatbot": ["small"]})], [],
+         {(P, "cost"): ("Accepted", "Invalid", "spec.routes: category 'Chatbot' is never returned")}),
+    Case("threshold given to a TaskRouter", LLMS, [routing_policy("tasks", classifier={"type": "TaskRouter",
+                                                                                       "threshold": 0.5})], [],
+         {(P, "tasks"): ("Accepted", "Invalid", "only for type Quality, not TaskRouter")}),
     Case("two default policies: the older one wins", LLMS,
          [routing_policy("newer", default=True, created="2026-02-01T00:00:00Z"),
           routing_policy("older", default=True, created="2026-01-15T00:00:00Z")],
@@ -147,6 +198,32 @@ def test_mounts_and_served_models_follow_the_config() -> None:
     rules_only = run(LLMS, [routing_policy("rules", classifier=rules_classifier(), routes={"code": ["big"]})])
     assert rules_only.served_models == {}
     assert rules_only.config.router.classifier_backend.triton_url is None
+
+
+def test_quality_policy_maps_to_the_proxys_quality_classifier() -> None:
+    tiers = [{"name": "top", "minScore": 0.8}, {"name": "mid", "minScore": 0.35}, {"name": "low", "minScore": 0}]
+    result = run(LLMS, [cost_quality(quality(threshold=0.42)),
+                        routing_policy("tiered", classifier=quality(tiers=tiers),
+                                       routes={"top": ["big"], "mid": ["big", "small"], "low": ["small"]})])
+    assert result.config is not None
+    assert result.config.policy("cost").model_dump(mode="json")["classifier"] == {
+        "type": "quality", "model": "quality_router", "threshold": 0.42, "tiers": None}
+    assert result.config.policy("cost").routes == STRONG_WEAK
+    tiered = result.config.policy("tiered").classifier
+    assert [(tier.name, tier.min_score) for tier in tiered.resolved_tiers] == [("top", 0.8), ("mid", 0.35),
+                                                                                ("low", 0.0)]
+    assert result.results[(P, "tiered")].categories == 3
+    assert "classifier model 'quality_router' found" in result.results[(P, "cost")].resolved_refs.message
+    # Triton serves the quality model like the other model classifiers.
+    assert sorted(result.served_models) == ["quality_router"]
+    info = result.served_models["quality_router"]
+    assert (info.policy_type, info.classes, info.scores, info.is_quality) == ("quality", 3, 0, True)
+    assert result.config.router.classifier_backend.triton_url == "llm-router-triton.team-a.svc:8001"
+
+
+def test_only_quality_models_count_as_quality() -> None:
+    assert sorted(name for name, info in CATALOG.items() if info.is_quality) == ["quality_router"]
+    assert CATALOG["task_router"].policy_type == "task"
 
 
 def test_deleted_llm_flips_the_policy_instead_of_a_dangling_route() -> None:

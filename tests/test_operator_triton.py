@@ -27,7 +27,9 @@ SETTINGS = OperatorSettings.model_validate({"triton": {"gpus": 0, "instances_per
 
 def rendered_namespace() -> dict[str, dict[str, Any]]:
     policies = [routing_policy("tasks", routes={"Code Generation": ["big"], "Brainstorming": ["small"]}),
-                routing_policy("complex", classifier={"type": "ComplexityRouter"}, routes={"Reasoning": ["big"]})]
+                routing_policy("complex", classifier={"type": "ComplexityRouter"}, routes={"Reasoning": ["big"]}),
+                routing_policy("cost", classifier={"type": "Quality", "model": "quality_router", "threshold": 0.5},
+                               routes={"strong": ["big"], "weak": ["small"]})]
     translation = translate(
         NamespaceResources("team-a", [downstream_llm("big"), downstream_llm("small")], policies, {},
                            read_catalog(None)),
@@ -57,7 +59,8 @@ def assemble_repository(objects: dict[str, dict[str, Any]], root: Path) -> Path:
 async def test_rendered_triton_serves_the_policies(tmp_path: Path, encoder_cache: Path, monkeypatch: Any) -> None:
     objects = rendered_namespace()
     repository = assemble_repository(objects, tmp_path)
-    assert sorted(path.name for path in repository.iterdir()) == ["complexity_router", "task_router"]
+    assert sorted(path.name for path in repository.iterdir()) == ["complexity_router", "quality_router",
+                                                                  "task_router"]
     assert "kind: KIND_CPU count: 2" in (repository / "task_router" / "config.pbtxt").read_text()
     monkeypatch.setenv("LLM_ROUTER_CACHE", str(encoder_cache))  # the Python backend's encoder
     config = parse_config(objects["ConfigMap/llm-router-config"]["data"][names.CONFIG_KEY])
@@ -73,3 +76,13 @@ async def test_rendered_triton_serves_the_policies(tmp_path: Path, encoder_cache
         assert tasks.category == "Code Generation"
         complexity = await active.classifiers["complex"].classify(request)
         assert complexity.category in read_catalog(None)["complexity_router"].categories
+        # The quality model through Triton: a tier, and the same score as the embedded head gives.
+        cost = await active.classifiers["cost"].classify(request)
+        assert active.classifiers["cost"].kind == "triton"
+        assert cost.category in ("strong", "weak")
+        assert (cost.category == "strong") == (cost.scores["quality_score"] >= 0.5)
+    embedded = ActiveConfig.build(config.model_copy(update={"router": config.router.model_copy(
+        update={"classifier_backend": backend.model_copy(update={"triton_url": None})})}))
+    alone = await embedded.classifiers["cost"].classify(request)
+    assert alone.category == cost.category
+    assert abs(alone.scores["quality_score"] - cost.scores["quality_score"]) < 1e-3
