@@ -49,6 +49,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--router-core", default="0", help="CPU of the system under test (taskset -c)")
     parser.add_argument("--load-core", default="1", help="CPU of the upstream and the load generator")
     parser.add_argument("--out", type=Path, help="output folder (default bench/results/perf-<timestamp>)")
+    parser.add_argument("--render", type=Path, metavar="DIR",
+                        help="only rewrite DIR/report.md and the plots from DIR/results.json")
     parser.add_argument("--soak", action="store_true", help="the soak instead: ours-rules at a steady rate")
     parser.add_argument("--minutes", type=float, default=30.0, help="soak length")
     parser.add_argument("--soak-rate", type=float, default=200.0, help="soak req/s")
@@ -157,6 +159,15 @@ def run_suite(args: argparse.Namespace) -> int:
     return 0
 
 
+def render(out: Path) -> int:
+    results = json.loads((out / "results.json").read_text())
+    text = report.markdown(results)
+    (out / "report.md").write_text(text)
+    report.plots(results, out)
+    print(text)
+    return 0
+
+
 # ----------------------------------------------------------------------- soak
 
 
@@ -225,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["_closed"]:
         return closed_main(argv[1:])
     args = parse_args(argv)
+    if args.render:
+        return render(args.render)
     if args.load_core:
         cores = {int(cpu) for cpu in args.load_core.split(",") if cpu.isdigit()}
         os.sched_setaffinity(0, cores or os.sched_getaffinity(0))
