@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 
 from bench import overhead
@@ -97,7 +98,6 @@ def start_ours(name: str, upstream_port: int, core: str, workdir: Path) -> Runni
         "ours-rules": (f"router:{overhead.POLICY}", {"category": overhead.EXPECTED_CATEGORY}),
         "ours-embedded-task": ("router:task", {"policy": "task", "category": "Code Generation"}),
     }[name]
-    from importlib.metadata import version
     return Running(name, f"http://127.0.0.1:{port}/v1/chat/completions", process.pid, model, {}, expect,
                    f"llm-router {version('llm-router')}", config, process, log)
 
