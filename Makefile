@@ -7,8 +7,8 @@ HELM   := .cache/bin/helm
 # llama-cpp-python builds from source; a portable build runs on any x86_64 CPU.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: run test lint bench bench-faults bench-classifier bench-triton bench-quality models images lint-images \
-	clean chart-sync dashboard helm
+.PHONY: run test lint bench bench-perf bench-soak bench-faults bench-classifier bench-triton bench-quality \
+	models images lint-images clean chart-sync dashboard helm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,15 @@ lint: $(VENV)/.dev
 ## bench: the router's added latency, routed vs. direct in the same run
 bench: $(VENV)/.dev
 	$(BIN)/python bench/overhead.py
+
+## bench-perf: ours vs direct, LiteLLM and Portkey (peers installed under .cache/peers on first use);
+## a Markdown table and PNGs in bench/results/perf-<timestamp>/ (PERF_ARGS=--quick for a short run)
+bench-perf: $(VENV)/.dev
+	$(BIN)/python -m bench.perf $(PERF_ARGS)
+
+## bench-soak: 30 minutes of steady load with a config reload every minute; RSS sampled every 10 s
+bench-soak: $(VENV)/.dev
+	$(BIN)/python -m bench.perf --soak --minutes 30 $(PERF_ARGS)
 
 ## bench-faults: every upstream fault scenario once, as the client sees it (a Markdown table)
 bench-faults: $(VENV)/.dev

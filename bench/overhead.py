@@ -25,6 +25,7 @@ import math
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import socket
@@ -100,16 +101,19 @@ policies:
 # ------------------------------------------------------------------ upstream
 
 
-def upstream_app(chunks: int, chunk_delay: float) -> web.Application:
+def upstream_app(chunks: int, chunk_delay: float, latency: float = 0.0) -> web.Application:
     """A minimal OpenAI-compatible chat completions server.
 
     Streams send a role chunk, ``chunks`` content chunks, a finish chunk, a
     usage-only chunk when ``stream_options.include_usage`` is set, then
-    ``data: [DONE]``; each is a separate write, ``chunk_delay`` seconds apart."""
+    ``data: [DONE]``; each is a separate write, ``chunk_delay`` seconds apart.
+    Every answer (its headers, for a stream) waits ``latency`` seconds first."""
     words = [f"word{i} " for i in range(chunks)]
 
     async def chat(request: web.Request) -> web.StreamResponse:
         body = await request.json()
+        if latency:
+            await asyncio.sleep(latency)
         model = body.get("model", UPSTREAM_MODEL)
         created = int(time.time())
         base = {"id": "chatcmpl-bench", "created": created, "model": model}
@@ -160,9 +164,11 @@ def serve_upstream(argv: list[str]) -> int:
                         help="earlier conversation turns of this many bytes, for the classifier to read")
     parser.add_argument("--chunks", type=int, default=4)
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
     args = parser.parse_args(argv)
     gc.freeze()
-    web.run_app(upstream_app(args.chunks, args.chunk_delay_ms / 1000), host="127.0.0.1", port=args.port,
+    web.run_app(upstream_app(args.chunks, args.chunk_delay_ms / 1000, args.latency_ms / 1000),
+                host="127.0.0.1", port=args.port,
                 access_log=None, print=None)
     return 0
 
@@ -201,6 +207,16 @@ class LoadSpec:
     context_bytes: int = 0
     timeout: float = 10.0
     seed: int = 1
+    routed_model: str = f"router:{POLICY}"
+    """The ``model`` routed requests ask for (another gateway: its name for the upstream's model)."""
+    routed_headers: dict[str, str] | None = None
+    """Extra request headers of routed requests (another gateway's provider settings)."""
+    expect_decision: dict[str, str] | None = None
+    """``x-llm-router-<name>`` headers the check request must carry; ``None``: category ``code``."""
+    direct_every: int = 1
+    """One direct request per this many routed ones (high rates: spare the shared load core)."""
+    first_on_content: bool = False
+    """Streams: time the first event with answer text (time to first token), not the first ``data:`` line."""
 
 
 def _messages(context_bytes: int) -> list[dict[str, str]]:
@@ -221,10 +237,20 @@ def _request_body(model: str, stream: bool, context_bytes: int = 0) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-async def _one(session: aiohttp.ClientSession, url: str, body: bytes, stream: bool, sample: Sample) -> None:
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+FIRST_CONTENT = re.compile(rb'"content":\s*"[^"]')
+"""An SSE event carrying answer text (not the empty role event that some relays send first)."""
+
+
+async def _one(session: aiohttp.ClientSession, url: str, body: bytes, stream: bool, sample: Sample,
+               headers: dict[str, str] | None = None, first_on_content: bool = False) -> None:
+    """One request; ``first_on_content``: a stream's first time is its first event with answer text
+    (time to first token) instead of its first ``data:`` line."""
     sample.sent = time.monotonic()
     try:
-        async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as response:
+        async with session.post(url, data=body, headers=headers or JSON_HEADERS) as response:
             if not stream:
                 sample.first = time.monotonic()
                 payload = await response.read()
@@ -238,7 +264,7 @@ async def _one(session: aiohttp.ClientSession, url: str, body: bytes, stream: bo
                 saw_done = False
                 async for line in response.content:
                     if line.startswith(b"data:"):
-                        if not sample.first:
+                        if not sample.first and (not first_on_content or FIRST_CONTENT.search(line)):
                             sample.first = time.monotonic()
                         if line.startswith(b"data: [DONE]"):
                             saw_done = True
@@ -282,27 +308,35 @@ def _proc_rss_mb(pid: int) -> float:
 
 
 async def _check_routing(session: aiohttp.ClientSession, spec: LoadSpec) -> dict[str, str]:
-    """One routed request before the run: the rule classifier must have picked a category."""
-    body = _request_body(f"router:{POLICY}", stream=False)
-    async with session.post(spec.routed_url, data=body, headers={"Content-Type": "application/json"}) as response:
+    """One routed request before the run: the router must have decided as expected
+    (by default: the rule classifier picked category ``code``)."""
+    body = _request_body(spec.routed_model, stream=False)
+    expected = {"category": EXPECTED_CATEGORY} if spec.expect_decision is None else spec.expect_decision
+    async with session.post(spec.routed_url, data=body, headers=_routed_headers(spec)) as response:
         await response.read()
         decision = {name: response.headers.get(f"x-llm-router-{name}", "") for name in ("policy", "category", "llm")}
-        if response.status != 200 or decision["category"] != EXPECTED_CATEGORY:
-            raise SystemExit(f"routing check failed: HTTP {response.status}, decision {decision}")
+        if response.status != 200 or any(decision.get(key) != value for key, value in expected.items()):
+            raise SystemExit(f"routing check failed: HTTP {response.status}, decision {decision}, expected {expected}")
     return decision
+
+
+def _routed_headers(spec: LoadSpec) -> dict[str, str]:
+    return {**JSON_HEADERS, **(spec.routed_headers or {})}
 
 
 async def run_load(spec: LoadSpec) -> dict[str, Any]:
     """Send routed and direct requests on a fixed schedule and summarise them."""
-    bodies = {"routed": _request_body(f"router:{POLICY}", spec.stream, spec.context_bytes),
+    bodies = {"routed": _request_body(spec.routed_model, spec.stream, spec.context_bytes),
               "direct": _request_body(UPSTREAM_MODEL, spec.stream, spec.context_bytes)}
     urls = {"routed": spec.routed_url, "direct": spec.direct_url}
+    headers = {"routed": _routed_headers(spec), "direct": JSON_HEADERS}
     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=spec.timeout),
                                      auto_decompress=False) as session:
         decision = await _check_routing(session, spec)
         for _ in range(20):  # open a few keep-alive connections on both paths
-            await asyncio.gather(*(_one(session, urls[k], bodies[k], spec.stream, Sample(k, 0.0)) for k in urls))
+            await asyncio.gather(*(_one(session, urls[k], bodies[k], spec.stream, Sample(k, 0.0), headers[k])
+                                   for k in urls))
         gc.collect()
         gc.freeze()
 
@@ -312,9 +346,9 @@ async def run_load(spec: LoadSpec) -> dict[str, Any]:
         window_start = start + spec.warmup
         schedule: list[Sample] = []
         for i in range(pairs):
-            kinds = ["routed", "direct"]
+            kinds = ["routed", "direct"] if i % spec.direct_every == 0 else ["routed"]
             rng.shuffle(kinds)  # which of the pair goes first: random, so neither is favoured
-            schedule += [Sample(kinds[0], start + i / spec.rate), Sample(kinds[1], start + (i + 0.5) / spec.rate)]
+            schedule += [Sample(kind, start + (i + 0.5 * position) / spec.rate) for position, kind in enumerate(kinds)]
 
         tasks: list[asyncio.Task[None]] = []
         cpu_start: dict[int, tuple[float, float]] = {}
@@ -330,7 +364,8 @@ async def run_load(spec: LoadSpec) -> dict[str, Any]:
                 core_start = _core_times(spec.router_core)
                 rss_start = _proc_rss_mb(spec.router_pid)
             tasks.append(asyncio.create_task(
-                _one(session, urls[sample.kind], bodies[sample.kind], spec.stream, sample)))
+                _one(session, urls[sample.kind], bodies[sample.kind], spec.stream, sample, headers[sample.kind],
+                     spec.first_on_content)))
         await asyncio.gather(*tasks)
         window_end = time.monotonic()
         cpu = {pid: tuple(end - begin for end, begin in zip(_proc_cpu(pid), cpu_start[pid], strict=True))
