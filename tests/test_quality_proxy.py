@@ -58,6 +58,16 @@ def cost_quality_config(weak, strong, classifier: dict[str, Any], routes: dict |
                           "routes": {"code": ["strong"]}, "default_route": ["weak"]}]}
 
 
+async def route_decisions(running, prompts: tuple[str, ...]) -> list[dict[str, Any]]:
+    """``POST /v1/route`` under the cost_quality policy for each prompt, with the openai client."""
+    client = openai.AsyncOpenAI(base_url=running.base_url, api_key="k", max_retries=0)
+    try:
+        return [await client.post("/route", cast_to=dict, body={
+            "model": "router:cost_quality", "messages": [{"role": "user", "content": prompt}]}) for prompt in prompts]
+    finally:
+        await client.close()
+
+
 async def test_high_scores_reach_strong_and_low_scores_weak(encoder_env, extremes, upstreams, router) -> None:
     high, high_score, low, low_score = extremes
     weak, strong = await upstreams("weak"), await upstreams("strong")
@@ -125,13 +135,7 @@ async def test_three_tiers_through_the_route_endpoint(encoder_env, extremes, ups
         {"name": "small", "min_score": 0}]}, routes={"frontier": ["strong"], "middle": ["mid"], "small": ["weak"]})
     config["llms"].append(llm("mid", mid))
     running = await router(config)
-    client = openai.AsyncOpenAI(base_url=running.base_url, api_key="k", max_retries=0)
-    try:
-        decisions = [await client.post("/route", cast_to=dict, body={
-            "model": "router:cost_quality", "messages": [{"role": "user", "content": prompt}]})
-            for prompt in (high, low)]
-    finally:
-        await client.close()
+    decisions = await route_decisions(running, (high, low))
     assert [d["category"] for d in decisions] == ["frontier", "middle"]
     assert [d["chosen_llm"] for d in decisions] == ["strong", "mid"]
 
@@ -254,13 +258,7 @@ async def test_triton_serves_the_quality_model(encoder_cache: Path, extremes, tm
             config["router"]["classifier_backend"] = {"triton_url": server.grpc_url, "timeout_ms": 10_000,
                                                       "model_repository": str(repository)}
             running = await router(config)
-            client = openai.AsyncOpenAI(base_url=running.base_url, api_key="k", max_retries=0)
-            try:
-                decisions = [await client.post("/route", cast_to=dict, body={
-                    "model": "router:cost_quality", "messages": [{"role": "user", "content": prompt}]})
-                    for prompt in (high, low)]
-            finally:
-                await client.close()
+            decisions = await route_decisions(running, (high, low))
     finally:
         monkeypatch.undo()
     assert [d["classifier"] for d in decisions] == ["triton", "triton"]
