@@ -8,7 +8,6 @@ prompt scores here exactly as a request with that prompt scores in the router.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 from .config import QualityClassifierRef
 from .config_file import ConfigError, load_config_file
 from .conversation import Turn, classifier_text
+from .jsonl_files import FileFormatError, is_jsonl, parse_jsonl, read_text
 from .model_classifier import Head, ModelError, head_outputs, load_head, resolve_repository
 from .quality import STRONG_LABEL, quality_score
 
@@ -87,23 +87,16 @@ def encoder_for(head: Head, threads: int = 2) -> Encode:
 
 def read_prompts(path: Path) -> list[str]:
     """Prompts from a JSONL file (one object a line with a string ``prompt``) or a text file (one a line)."""
-    if not path.is_file():
-        raise ScoringError(f"{path}: no such file")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise ScoringError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    if path.suffix.lower() not in (".jsonl", ".ndjson", ".json"):
-        return [line for line in lines if line.strip()]
+        content = read_text(path)
+        if not is_jsonl(path):
+            return [line for line in content.splitlines() if line.strip()]
+        lines = parse_jsonl(content, path)
+    except FileFormatError as exc:
+        raise ScoringError(str(exc)) from None
     prompts = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ScoringError(f"{path}:{number}: not a JSON object ({exc.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
+    for number, row in lines:
+        if not isinstance(row.get("prompt"), str):
             raise ScoringError(f"{path}:{number}: expected an object with a string \"prompt\"")
         prompts.append(row["prompt"])
     if not prompts:

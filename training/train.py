@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 from llm_router.proxy.head_inputs import VIEWS, VOCABULARY_FILE, Lexicon, fit_lexicon, view_text
+from llm_router.proxy.jsonl_files import FileFormatError, is_jsonl, parse_jsonl, read_text
 from llm_router.proxy.triton_model_config import write_triton_files
 
 from .sources import DataError, SharedData, is_heldout, verify_manifest
@@ -92,28 +93,15 @@ class Dataset:
 # ------------------------------------------------------------------------------------------------ reading
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """Rows of a CSV (header line) or JSONL (one object per line) file."""
-    if not path.is_file():
-        raise TrainingError(f"{path}: no such file")
-    suffix = path.suffix.lower()
     try:
-        content = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise TrainingError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    if not content.strip():
-        raise TrainingError(f"{path}: the file is empty")
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        rows = []
-        for number, line in enumerate(content.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TrainingError(f"{path}:{number}: not a JSON object per line ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise TrainingError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
-        return rows
+        content = read_text(path)
+        if not content.strip():
+            raise TrainingError(f"{path}: the file is empty")
+        if is_jsonl(path):
+            return [line.row for line in parse_jsonl(content, path)]
+    except FileFormatError as exc:
+        raise TrainingError(str(exc)) from None
+    suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
         reader = csv.DictReader(io.StringIO(content), delimiter="\t" if suffix == ".tsv" else ",")
         rows = list(reader)
