@@ -19,13 +19,13 @@ serve direct LLM picks, which nobody asked for, and the proxy cannot start witho
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any
 
 from llm_router.proxy.config import (
     CrossReferenceError,
     DrainSettings,
     LLMConfig,
+    LocatedError,
     PolicyConfig,
     RetryConfig,
     RouterConfig,
@@ -46,7 +46,6 @@ CIRCUIT_BREAKER_FIELDS = {"enabled": "enabled", "failures": "failures", "windowS
 ENDPOINT_FIELDS = {"apiBase": "api_base", "weight": "weight"}
 BALANCING = {"LeastOutstanding": "least_outstanding", "LatencyWeighted": "latency_weighted"}
 TIER_FIELDS = {"name": "name", "minScore": "min_score"}
-MAX_TIERS = 8
 RULE_FIELDS = {"category": "category", "keywords": "keywords", "patterns": "patterns", "roles": "roles",
                "lastMessageOnly": "last_message_only", "headers": "headers", "user": "user", "weight": "weight"}
 SPEC_NAMES = {"api_base": "apiBase", "api_key": "apiKeySecretRef", "context_window": "contextWindow",
@@ -394,7 +393,8 @@ def policy_config_data(name: str, spec: Any) -> dict[str, Any]:
 
 
 def _quality_classifier(classifier: dict[str, Any]) -> dict[str, Any]:
-    """A Quality classifier as the proxy's ``QualityClassifierRef`` data; pydantic checks the tiers' order."""
+    """A Quality classifier as the proxy's ``QualityClassifierRef`` data. The tiers' count, names and order
+    are the proxy's checks alone; ``_messages`` names the field they blame in the spec's terms."""
     if "rules" in classifier:
         raise SpecError("spec.classifier.rules is only for type Rules, not Quality")
     if not classifier.get("model"):
@@ -413,22 +413,7 @@ def _quality_classifier(classifier: dict[str, Any]) -> dict[str, Any]:
             raise SpecError("spec.classifier.tiers must be a list of {name, minScore}")
         ref["tiers"] = [_fields(tier, f"spec.classifier.tiers[{index}]", TIER_FIELDS)
                         for index, tier in enumerate(tiers)]
-        _check_tier_order([tier.get("min_score") for tier in ref["tiers"]])
     return ref
-
-
-def _check_tier_order(scores: list[Any]) -> None:
-    """The order rules of the CRD's CEL, said with the spec's names (the proxy's own message says min_score)."""
-    if not 2 <= len(scores) <= MAX_TIERS:
-        raise SpecError(f"spec.classifier.tiers needs 2 to {MAX_TIERS} tiers, got {len(scores)}")
-    if not all(isinstance(score, int | float) and not isinstance(score, bool) for score in scores):
-        raise SpecError("spec.classifier.tiers[].minScore must be a number in [0, 1]")
-    if any(upper <= lower for upper, lower in pairwise(scores)):
-        raise SpecError(f"spec.classifier.tiers must be ordered by strictly descending minScore, strongest tier "
-                        f"first; got {scores}")
-    if scores[-1] != 0:
-        raise SpecError(f"the last of spec.classifier.tiers must have minScore 0 (it takes every other prompt); "
-                        f"got {scores[-1]}")
 
 
 def _rule(rule: Any, index: int) -> dict[str, Any]:
@@ -483,8 +468,12 @@ def _messages(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors(include_input=False, include_url=False):
         cause = (error.get("ctx") or {}).get("error")
-        if isinstance(cause, CrossReferenceError):  # routes naming unknown categories: ('routes', category)
-            parts += [f"{_spec_location(loc[:1])}: {message}" for loc, message in cause.problems]
+        if isinstance(cause, LocatedError):  # problems at paths below the model that found them
+            base = tuple(error["loc"])
+            for path, message in cause.problems:
+                if isinstance(cause, CrossReferenceError):  # ('routes', category): the spec's routes are a list
+                    path = path[:1]
+                parts.append(f"{_spec_location((*base, *path))}: {message}")
             continue
         message = str(error["msg"]).removeprefix("Value error, ")
         location = _spec_location(tuple(error["loc"]))

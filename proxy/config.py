@@ -303,6 +303,26 @@ STRONG_TIER = "strong"
 WEAK_TIER = "weak"
 
 
+def tier_list_problem(tiers: list[QualityTier]) -> tuple[tuple[str | int, ...], str] | None:
+    """The first broken rule of a tier list, at its path below the classifier (``("tiers", 1, "min_score")``),
+    so that each report names the field in its own terms; the messages name no field for the same reason."""
+    if len(tiers) < 2:
+        return ("tiers",), f"at least two tiers are needed (a strong and a weak one), got {len(tiers)}"
+    names = [tier.name for tier in tiers]
+    scores = [tier.min_score for tier in tiers]
+    repeated = next((index for index, name in enumerate(names) if name in names[:index]), None)
+    if repeated is not None:
+        return ("tiers", repeated, "name"), f"tier names must be distinct, got {names}"
+    rising = next((index for index, (upper, lower) in enumerate(pairwise(scores), start=1) if lower >= upper), None)
+    if rising is not None:
+        return (("tiers", rising, "min_score"),
+                f"tier scores must strictly descend from the strongest tier, got {scores}")
+    if scores[-1] != 0:
+        return (("tiers", len(tiers) - 1, "min_score"),
+                f"the last tier's score must be 0 (it takes every other prompt), got {scores[-1]}")
+    return None
+
+
 class QualityClassifierRef(_Strict):
     """Cost-quality routing (RouteLLM's idea): a trained model scores the strong LLM's expected win rate
     on the prompt, in [0, 1] (``proxy/quality.py``); the score picks a tier. Either ``threshold``
@@ -322,17 +342,9 @@ class QualityClassifierRef(_Strict):
         if (self.threshold is None) == (self.tiers is None):
             raise ValueError("a quality classifier needs exactly one of threshold (strong/weak) and tiers")
         if self.tiers is not None:
-            names = [tier.name for tier in self.tiers]
-            scores = [tier.min_score for tier in self.tiers]
-            if len(self.tiers) < 2:
-                raise ValueError("tiers: at least two (a strong and a weak one)")
-            if len(set(names)) != len(names):
-                raise ValueError(f"tiers: names must be distinct, got {names}")
-            if any(upper <= lower for upper, lower in pairwise(scores)):
-                raise ValueError(f"tiers: min_score must strictly descend from the strongest tier, got {scores}")
-            if scores[-1] != 0:
-                raise ValueError(f"tiers: the last tier's min_score must be 0 (it takes every other prompt), "
-                                 f"got {scores[-1]}")
+            problem = tier_list_problem(self.tiers)
+            if problem is not None:
+                raise LocatedError([problem])
         return self
 
     @property
@@ -498,12 +510,17 @@ class RouterConfig(_Strict):
         return next((policy for policy in self.policies if policy.name == name), None)
 
 
-class CrossReferenceError(ValueError):
-    """Names that do not resolve, each with the document path it is at."""
+class LocatedError(ValueError):
+    """Problems a model validator found, each at its path relative to that model, so that error reports
+    (``config_file``, the operator's status conditions) name the exact field rather than the model."""
 
     def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
         self.problems = problems
         super().__init__("; ".join(message for _, message in problems))
+
+
+class CrossReferenceError(LocatedError):
+    """Names that do not resolve, each with the document path it is at."""
 
 
 def cross_reference_problems(config: RouterConfig) -> list[tuple[tuple[str | int, ...], str]]:

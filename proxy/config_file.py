@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .config import CrossReferenceError, RouterConfig
+from .config import LocatedError, RouterConfig
 
 Path_ = tuple[str | int, ...]
 
@@ -100,7 +100,7 @@ def _message(error: Any) -> str:
 
 def _issues(lines: dict[Path_, int], error: Any) -> list[ConfigIssue]:
     cause = (error.get("ctx") or {}).get("error")
-    if isinstance(cause, CrossReferenceError):
+    if isinstance(cause, LocatedError):
         # Problem paths are relative to the model that found them.
         base = _document_path(lines, (*tuple(error["loc"]), "_"))[:-1] if error["loc"] else ()
         return [_located(lines, (*base, *path), message) for path, message in cause.problems]

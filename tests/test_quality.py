@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from llm_router.proxy.classifiers import Classification
-from llm_router.proxy.config import QualityClassifierRef, QualityTier, RouterConfig
+from llm_router.proxy.config import QualityClassifierRef, QualityTier, RouterConfig, tier_list_problem
+from llm_router.proxy.config_file import ConfigError, parse_config
 from llm_router.proxy.quality import (
     STRONG_LABEL,
     TIE_LABEL,
@@ -189,7 +190,7 @@ def test_threshold_stands_for_strong_and_weak_tiers() -> None:
     ({"threshold": 1.5}, "threshold"),
     ({"tiers": [{"name": "a", "min_score": 0.4}, {"name": "b", "min_score": 0.5}, {"name": "c", "min_score": 0}]},
      "strictly descend"),
-    ({"tiers": [{"name": "a", "min_score": 0.5}, {"name": "b", "min_score": 0.1}]}, "last tier's min_score must be 0"),
+    ({"tiers": [{"name": "a", "min_score": 0.5}, {"name": "b", "min_score": 0.1}]}, "last tier's score must be 0"),
     ({"tiers": [{"name": "a", "min_score": 0.5}, {"name": "a", "min_score": 0}]}, "distinct"),
     ({"tiers": [{"name": "a", "min_score": 0}]}, "at least two"),
 ])
@@ -197,6 +198,55 @@ def test_bad_tiers_are_refused_naming_the_field(classifier: dict, message: str) 
     with pytest.raises(ValueError, match=message) as caught:
         RouterConfig.model_validate(quality_config(classifier))
     assert "classifier" in str(caught.value)
+
+
+def tiers(*entries: tuple[str, float]) -> list[QualityTier]:
+    return [QualityTier(name=name, min_score=score) for name, score in entries]
+
+
+TIER_LISTS = [
+    # name, tiers, the first broken rule: (path below the classifier, message) or None
+    ("strong and weak", tiers(("strong", 0.5), ("weak", 0)), None),
+    ("three descending", tiers(("a", 0.8), ("b", 0.3), ("c", 0)), None),
+    ("one tier", tiers(("a", 0)), (("tiers",), "at least two tiers are needed (a strong and a weak one), got 1")),
+    ("a name twice", tiers(("a", 0.8), ("b", 0.3), ("a", 0)),
+     (("tiers", 2, "name"), "tier names must be distinct, got ['a', 'b', 'a']")),
+    ("equal scores", tiers(("a", 0.5), ("b", 0.5), ("c", 0)),
+     (("tiers", 1, "min_score"), "tier scores must strictly descend from the strongest tier, got [0.5, 0.5, 0.0]")),
+    ("third rises", tiers(("a", 0.8), ("b", 0.2), ("c", 0.4), ("d", 0)),
+     (("tiers", 2, "min_score"),
+      "tier scores must strictly descend from the strongest tier, got [0.8, 0.2, 0.4, 0.0]")),
+    ("last above zero", tiers(("a", 0.8), ("b", 0.1)),
+     (("tiers", 1, "min_score"), "the last tier's score must be 0 (it takes every other prompt), got 0.1")),
+]
+
+
+@pytest.mark.parametrize(("name", "tier_list", "expected"), TIER_LISTS, ids=[case[0] for case in TIER_LISTS])
+def test_tier_list_problem_blames_one_field(name: str, tier_list: list[QualityTier], expected: tuple | None) -> None:
+    assert tier_list_problem(tier_list) == expected
+
+
+def test_a_config_file_names_the_tier_field_and_its_line() -> None:
+    text = """\
+llms:
+  - {name: strong, api_base: "http://127.0.0.1:1/v1", model: s}
+  - {name: weak, api_base: "http://127.0.0.1:2/v1", model: w}
+policies:
+  - name: cq
+    classifier:
+      type: quality
+      model: quality_router
+      tiers:
+        - {name: strong, min_score: 0.5}
+        - {name: weak, min_score: 0.1}
+    routes: {strong: [strong], weak: [weak]}
+    default_route: [weak]
+"""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    assert [str(issue) for issue in caught.value.issues] == [
+        "line 11: policies[0].classifier.tiers[1].min_score: the last tier's score must be 0 (it takes every other "
+        "prompt), got 0.1"]
 
 
 def test_routes_must_name_tiers() -> None:
