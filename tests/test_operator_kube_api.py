@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -130,8 +131,10 @@ def revision(server: FakeApiServer) -> str | None:
     return config["metadata"]["annotations"][names.REVISION_ANNOTATION] if config else None
 
 
-def start_operator(apiserver: FakeApiServer, tmp_path: Path, *arguments: str) -> tuple[subprocess.Popen[bytes], Any]:
-    """``python -m llm_router.operator`` finding the loopback API server through KUBECONFIG."""
+@contextmanager
+def running_operator(apiserver: FakeApiServer, tmp_path: Path, *arguments: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m llm_router.operator`` finding the loopback API server through KUBECONFIG, for the body of
+    the ``with``; then terminated, and its log (stdout and stderr) must hold no traceback."""
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "fake",
@@ -141,18 +144,24 @@ def start_operator(apiserver: FakeApiServer, tmp_path: Path, *arguments: str) ->
     }))
     env = {key: value for key, value in os.environ.items() if key != "KUBERNETES_SERVICE_HOST"}
     env.update(KUBECONFIG=str(kubeconfig), TMPDIR=str(tmp_path))
-    log = (tmp_path / "operator.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "llm_router.operator", "--namespace", NS, "--liveness", "",
-                                *arguments], env=env, stdout=log, stderr=subprocess.STDOUT)
-    return process, log
+    log_path = tmp_path / "operator.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "llm_router.operator", "--namespace", NS, "--liveness", "",
+                                    *arguments], env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield process
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    output = log_path.read_text()
+    assert "Traceback" not in output, output[-3000:]
 
 
 def test_operator_command_reacts_to_changes(apiserver: FakeApiServer, tmp_path: Path) -> None:
     """``python -m llm_router.operator`` with kopf, the handlers and the real client, against the loopback
     API server found through KUBECONFIG: it renders, follows changes, reacts to a referenced Secret appearing,
     and adds no finalizer."""
-    process, log = start_operator(apiserver, tmp_path)
-    try:
+    with running_operator(apiserver, tmp_path):
         wait_until(lambda: condition_of(apiserver, names.POLICY_PLURAL, "tasks", "Ready").get("status") == "True",
                    "the policy Ready")
         first = revision(apiserver)
@@ -185,20 +194,13 @@ def test_operator_command_reacts_to_changes(apiserver: FakeApiServer, tmp_path: 
         for (group_version, _, _, _), obj in list(apiserver.objects.items()):
             if group_version == names.API_VERSION:
                 assert not obj["metadata"].get("finalizers"), obj["metadata"]["name"]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
-    output = (tmp_path / "operator.log").read_text()
-    assert "Traceback" not in output, output[-3000:]
 
 
 def test_operator_command_reacts_to_the_client_keys_secret(apiserver: FakeApiServer, tmp_path: Path) -> None:
     """The client keys Secret is watched too (kopf's filter sees the settings through its memo)."""
     settings = tmp_path / "settings.yaml"
     settings.write_text(yaml.safe_dump({"proxy": {"client_auth": {"enabled": True, "secret_name": "clients"}}}))
-    process, log = start_operator(apiserver, tmp_path, "--settings", str(settings))
-    try:
+    with running_operator(apiserver, tmp_path, "--settings", str(settings)):
         wait_until(lambda: condition_of(apiserver, names.POLICY_PLURAL, "tasks", "Ready").get(
             "reason") == "ClientKeysNotFound", "the missing client keys reported")
         settled = -1
@@ -216,9 +218,3 @@ def test_operator_command_reacts_to_the_client_keys_secret(apiserver: FakeApiSer
                    "the client keys Secret's arrival noticed")
         events = [obj for (_, plural, _, _), obj in apiserver.objects.items() if plural == "events"]
         assert any(event["reason"] == "ClientKeysNotFound" for event in events)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
-    output = (tmp_path / "operator.log").read_text()
-    assert "Traceback" not in output, output[-3000:]
