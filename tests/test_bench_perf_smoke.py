@@ -123,3 +123,39 @@ def test_the_search_goes_down_when_even_the_lowest_rate_is_not_held(failing: dic
     assert highest_rate([failing], 10) is None
     assert next_rate([failing], 10, LADDER, 0.15) == 50
     assert next_rate([failing, _point(50, 30), _point(25, 20)], 10, LADDER, 0.15) is None
+
+
+# ----------------------------------------------------- the plots, from results alone (no run)
+
+report = importlib.import_module("bench.perf.report")
+RESULTS = {"systems": {
+    "ours-rules": {"plain": [{"rate": 50.0, "added_ms": {"p50": 0.3, "p99": 1.2}},
+                             {"rate": 100.0, "added_ms": {"p50": 0.4, "p99": 2.5}}, {"rate": 200.0, "failed": "x"}],
+                   "sweep": [{"concurrency": 1, "throughput": 300.0}, {"concurrency": 4, "throughput": 900.0}]},
+    "litellm": {"plain": [{"rate": 50.0, "added_ms": {"p50": 3.0, "p99": -1.0}}], "sweep": []},
+    "portkey": {"unavailable": "not installed"}}}
+SOAK = {"samples": [{"t_s": t * 10.0, "rss_mb": 80.0 + t % 3} for t in range(30)], "reload_times_s": [30.0, 90.0]}
+
+
+def test_the_plots_are_written_and_their_figures_closed(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    written = [*report.plots(RESULTS, tmp_path), report.soak_plot(SOAK, tmp_path)]
+    assert [path.name for path in written] == ["added_p99_vs_rate.png", "throughput_vs_concurrency.png",
+                                               "soak_rss.png"]
+    assert all(path.read_bytes().startswith(PNG) for path in written)
+    assert plt.get_fignums() == []
+
+
+def test_a_figure_that_fails_to_draw_writes_nothing_and_is_closed(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    def draw_and_fail() -> None:
+        with report.png_figure(tmp_path / "broken.png", height=4) as axis:
+            axis.plot([1, 2], [3, 4])
+            raise RuntimeError("a drawing error")
+
+    with pytest.raises(RuntimeError, match="a drawing error"):
+        draw_and_fail()
+    assert not (tmp_path / "broken.png").exists()
+    assert plt.get_fignums() == []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -162,41 +164,45 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plots(results: dict[str, Any], out: Path) -> list[Path]:
-    """added p99 against rate, and closed-loop throughput against concurrency, one line per system."""
+@contextmanager
+def png_figure(path: Path, height: float) -> Iterator[Any]:
+    """A matplotlib axis (headless) for the block to draw on; written to ``path`` as a PNG when the block
+    ends, and the figure closed either way."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written: list[Path] = []
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for name, system in results["systems"].items():
-        points = sorted((p for p in system.get("plain", []) if "failed" not in p), key=lambda p: p["rate"])
-        if points:
-            axis.plot([p["rate"] for p in points], [max(p["added_ms"]["p99"], 0.01) for p in points], "o-",
-                      label=name)
-    axis.axhline(HELD_P99_MS, color="grey", linestyle="--", linewidth=1)
-    axis.set(xlabel="offered rate, requests/s", ylabel="p99 added latency, ms (log)", yscale="log",
-             title="Added p99 latency over direct")
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    written.append(out / "added_p99_vs_rate.png")
-    figure.savefig(written[-1], dpi=110)
-    plt.close(figure)
+    figure, axis = plt.subplots(figsize=(7, height))
+    try:
+        yield axis
+        figure.tight_layout()
+        figure.savefig(path, dpi=110)
+    finally:
+        plt.close(figure)
 
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for name, system in results["systems"].items():
-        sweep = [p for p in system.get("sweep", []) if "failed" not in p]
-        if sweep:
-            axis.plot([p["concurrency"] for p in sweep], [p["throughput"] for p in sweep], "o-", label=name)
-    axis.set(xlabel="concurrent clients (log)", ylabel="requests/s", xscale="log",
-             title="Closed-loop throughput, one core")
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    written.append(out / "throughput_vs_concurrency.png")
-    figure.savefig(written[-1], dpi=110)
-    plt.close(figure)
+
+def plots(results: dict[str, Any], out: Path) -> list[Path]:
+    """added p99 against rate, and closed-loop throughput against concurrency, one line per system."""
+    written = [out / "added_p99_vs_rate.png", out / "throughput_vs_concurrency.png"]
+    with png_figure(written[0], height=4.5) as axis:
+        for name, system in results["systems"].items():
+            points = sorted((p for p in system.get("plain", []) if "failed" not in p), key=lambda p: p["rate"])
+            if points:
+                axis.plot([p["rate"] for p in points], [max(p["added_ms"]["p99"], 0.01) for p in points], "o-",
+                          label=name)
+        axis.axhline(HELD_P99_MS, color="grey", linestyle="--", linewidth=1)
+        axis.set(xlabel="offered rate, requests/s", ylabel="p99 added latency, ms (log)", yscale="log",
+                 title="Added p99 latency over direct")
+        axis.legend(fontsize=8)
+    with png_figure(written[1], height=4.5) as axis:
+        for name, system in results["systems"].items():
+            sweep = [p for p in system.get("sweep", []) if "failed" not in p]
+            if sweep:
+                axis.plot([p["concurrency"] for p in sweep], [p["throughput"] for p in sweep], "o-", label=name)
+        axis.set(xlabel="concurrent clients (log)", ylabel="requests/s", xscale="log",
+                 title="Closed-loop throughput, one core")
+        axis.legend(fontsize=8)
     return written
 
 
@@ -222,19 +228,12 @@ def soak_markdown(soak: dict[str, Any]) -> str:
 
 
 def soak_plot(soak: dict[str, Any], out: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7, 4))
-    axis.plot([s["t_s"] / 60 for s in soak["samples"]], [s["rss_mb"] for s in soak["samples"]], "-o", markersize=2)
-    for reload_at in soak["reload_times_s"]:
-        axis.axvline(reload_at / 60, color="grey", linewidth=0.5, alpha=0.5)
-    axis.set(xlabel="minutes", ylabel="router RSS, MB", title="Soak: router RSS (grey: config reloads)")
-    axis.set_ylim(bottom=0)
-    figure.tight_layout()
     path = out / "soak_rss.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    with png_figure(path, height=4) as axis:
+        axis.plot([s["t_s"] / 60 for s in soak["samples"]], [s["rss_mb"] for s in soak["samples"]], "-o",
+                  markersize=2)
+        for reload_at in soak["reload_times_s"]:
+            axis.axvline(reload_at / 60, color="grey", linewidth=0.5, alpha=0.5)
+        axis.set(xlabel="minutes", ylabel="router RSS, MB", title="Soak: router RSS (grey: config reloads)")
+        axis.set_ylim(bottom=0)
     return path
