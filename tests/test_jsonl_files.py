@@ -65,19 +65,19 @@ CALLERS = [(read_prompts, ScoringError), (read_rows, TrainingError)]
 
 
 @pytest.mark.parametrize(("read", "error"), CALLERS, ids=["read_prompts", "read_rows"])
-def test_both_callers_report_the_same_bad_line(tmp_path: Path, read, error: type[Exception]) -> None:
+@pytest.mark.parametrize(("content", "message"), [
+    ('{"prompt": "hi", "text": "hi", "label": "a"}\n{"prompt": \n',
+     "{path}:2: not a JSON object per line (Expecting value)"),
+    (None, "{path}: no such file"),
+], ids=["bad line", "missing file"])
+def test_both_callers_report_a_bad_file_alike(tmp_path: Path, read, error: type[Exception], content: str | None,
+                                              message: str) -> None:
     path = tmp_path / "in.jsonl"
-    path.write_text('{"prompt": "hi", "text": "hi", "label": "a"}\n{"prompt": \n')
+    if content is not None:
+        path.write_text(content)
     with pytest.raises(error) as caught:
         read(path)
-    assert str(caught.value) == f"{path}:2: not a JSON object per line (Expecting value)"
-
-
-@pytest.mark.parametrize(("read", "error"), CALLERS, ids=["read_prompts", "read_rows"])
-def test_both_callers_report_a_missing_file(tmp_path: Path, read, error: type[Exception]) -> None:
-    with pytest.raises(error) as caught:
-        read(tmp_path / "none.jsonl")
-    assert str(caught.value) == f"{tmp_path / 'none.jsonl'}: no such file"
+    assert str(caught.value) == message.format(path=path)
 
 
 def test_read_prompts_wants_a_string_prompt_on_each_line(tmp_path: Path) -> None:
