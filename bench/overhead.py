@@ -361,6 +361,7 @@ async def run_load(spec: LoadSpec) -> dict[str, Any]:
                 await asyncio.sleep(delay)
             if not cpu_start and sample.scheduled >= window_start:
                 cpu_start = {pid: _proc_cpu(pid) for pid in pids}
+                load_cpu_start = time.process_time()
                 core_start = _core_times(spec.router_core)
                 rss_start = _proc_rss_mb(spec.router_pid)
             tasks.append(asyncio.create_task(
@@ -368,6 +369,7 @@ async def run_load(spec: LoadSpec) -> dict[str, Any]:
                      spec.first_on_content)))
         await asyncio.gather(*tasks)
         window_end = time.monotonic()
+        load_cpu = time.process_time() - load_cpu_start
         cpu = {pid: tuple(end - begin for end, begin in zip(_proc_cpu(pid), cpu_start[pid], strict=True))
                for pid in pids}
         rss_end = _proc_rss_mb(spec.router_pid)
@@ -387,8 +389,12 @@ async def run_load(spec: LoadSpec) -> dict[str, Any]:
     # Reference: a bare aiohttp server's CPU per request on this machine (it serves direct and routed calls).
     upstream_n = routed_n + result["direct"]["scheduled"]
     result["upstream_cpu_ms_per_request"] = round(sum(cpu[spec.upstream_pid]) * 1000 / upstream_n, 4)
+    # The load core's own budget: when the load generator and the upstream together near 100 %, latency rises
+    # from the harness, not from the system under test.
+    window = window_end - window_start
+    result["load_core_pct"] = {"load_generator": round(load_cpu * 100 / window, 1),
+                               "upstream": round(sum(cpu[spec.upstream_pid]) * 100 / window, 1)}
     if spec.router_core is not None:
-        window = window_end - window_start
         # Noise check: whatever else ran on the router's core, and time the hypervisor took from it.
         result["router_core_other_pct"] = round(max(core_busy - user - system, 0.0) * 100 / window, 1)
         result["router_core_steal_pct"] = round(core_steal * 100 / window, 1)
@@ -656,6 +662,9 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]], meta: dict[s
         ratio = result["router_cpu_ms_per_request"] / upstream_cpu if upstream_cpu else float("nan")
         lines.append(f"  for reference: upstream (bare aiohttp server) CPU {upstream_cpu:.3f} ms per request (router "
                      f"{ratio:.1f}x); load generator send lag p50/p99 {lag['p50']:.3f}/{lag['p99']:.3f} ms")
+        load_core = result["load_core_pct"]
+        lines.append(f"  load core: load generator {load_core['load_generator']:.0f}% + upstream "
+                     f"{load_core['upstream']:.0f}% of one CPU")
         if len(runs) > 1:
             lines.append("  all runs, added p50/p99 ms (router CPU ms/request, other load on its core): " + "; ".join(
                 f"{run['added_ms']['p50']:+.3f}/{run['added_ms']['p99']:+.3f} ({run['router_cpu_ms_per_request']:.3f}"

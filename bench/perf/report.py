@@ -42,7 +42,7 @@ def table(results: dict[str, Any]) -> str:
     head = ["system", *(f"added p50 / p99 ms @ {r:g}/s" for r in rates),
             f"stream TTFT added p50 / p99 @ {results['settings']['stream_rate']:g}/s", "stream total added p50 / p99",
             f"highest rate, p99 added < {HELD_P99_MS:g} ms", "closed-loop max req/s", "CPU ms / request (lowest rate)",
-            "RSS MB", "errors", "other load on its core, % (max)"]
+            "RSS MB", "errors", "other load on its core, % (max)", "load core busy, % (max)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, system in results["systems"].items():
         if "unavailable" in system:
@@ -62,7 +62,7 @@ def table(results: dict[str, Any]) -> str:
                  f"{max(p['throughput'] for p in sweep):g}" if sweep else "-",
                  f"{cpu_point['cpu_ms_per_request']:.2f}" if cpu_point else "-",
                  f"{max(p['rss_mb'] for p in ok_points):.0f}" if ok_points else "-",
-                 str(errors), _noise(ok_points)]
+                 str(errors), _noise(ok_points), _load_core(ok_points)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -104,6 +104,13 @@ def error_notes(results: dict[str, Any]) -> list[str]:
 def _noise(points: list[dict[str, Any]]) -> str:
     """How busy other processes kept the system's core during its points: a shared machine shows here."""
     values = [p["core_other_pct"] for p in points if p.get("core_other_pct") is not None]
+    return f"{max(values):.0f}" if values else "-"
+
+
+def _load_core(points: list[dict[str, Any]]) -> str:
+    """How busy the harness kept its own core (load generator + upstream): near 100 % the harness, not the
+    system under test, limits the rate."""
+    values = [sum(p["load_core_pct"].values()) for p in points if p.get("load_core_pct")]
     return f"{max(values):.0f}" if values else "-"
 
 

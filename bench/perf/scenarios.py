@@ -88,6 +88,7 @@ def condense(result: dict[str, Any], is_direct: bool) -> dict[str, Any]:
         "scheduled": routed["scheduled"], "ok": routed["ok"], "errors": routed["errors"], "error_count": errors,
         "achieved_rate": routed["achieved_rate"], "cpu_ms_per_request": cpu,
         "rss_mb": result["router_rss_mb"]["end"], "core_other_pct": result.get("router_core_other_pct"),
+        "load_core_pct": result.get("load_core_pct"),
         "decision": result.get("decision", {}),
     }
     if "added_last_byte_ms" in result:
