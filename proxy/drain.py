@@ -27,6 +27,7 @@ from aiohttp import web
 
 from .config import DrainSettings
 from .errors import RouterError, error_bytes
+from .heap import freeze_long_lived
 from .metrics import RouterMetrics
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,9 @@ async def serve_until_signalled(runner: web.AppRunner, drain: Drain, settings: D
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
+    frozen = freeze_long_lived()
     log.info("llm-router serving on http://%s:%d/v1", host, port)
+    log.debug("froze %d long-lived objects out of the garbage collector's passes", frozen)
     loop = asyncio.get_running_loop()
     received: asyncio.Future[signal.Signals] = loop.create_future()
 

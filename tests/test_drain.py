@@ -38,13 +38,13 @@ class Served:
             self.lines.append(line.decode().rstrip("\n"))
 
 
-async def serve(tmp_path: Path, config: dict[str, Any]) -> tuple[Served, asyncio.Task[None]]:
+async def serve(tmp_path: Path, config: dict[str, Any], *args: str) -> tuple[Served, asyncio.Task[None]]:
     path = tmp_path / "router.yaml"
     path.write_text(yaml.safe_dump(config))
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "llm_router.proxy.cli", "serve", "--config", str(path), "--port", str(port),
-        "--log-format", "json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        "--log-format", "json", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     served = Served(process, port)
     reader = asyncio.create_task(served.collect())
@@ -146,6 +146,20 @@ async def test_sigterm_drains_every_stream_under_load(upstreams, tmp_path: Path)
     assert "received SIGTERM" in messages
     assert "drained: no request in flight" in messages
     assert not any(line["level"] == "error" for line in lines)
+
+
+async def test_serve_freezes_the_startup_heap_out_of_the_collectors_passes(upstreams, tmp_path: Path) -> None:
+    """Once serving, the objects alive at startup are frozen (proxy/heap.py): full collections skip them."""
+    fast: ScriptedUpstream = await upstreams("fast")
+    served, reader = await serve(tmp_path, {"llms": [llm("fast", fast)]}, "--log-level", "debug")
+    try:
+        status, _, _ = await status_of(served.url, "/v1/chat/completions", "POST", {**CHAT, "stream": False})
+        assert status == 200
+    finally:
+        await stop(served, reader)
+    frozen = [line for line in json_lines(served) if line["msg"].startswith("froze ")]
+    assert len(frozen) == 1
+    assert int(frozen[0]["msg"].split()[1]) > 10_000  # modules, pydantic models, the config: far more than this
 
 
 async def test_streams_still_open_when_the_budget_is_spent_end_with_an_error_event(upstreams,
