@@ -29,6 +29,7 @@ from collections.abc import Callable
 import numpy as np
 from llm_router.proxy.head_inputs import view_text
 from llm_router.training.embed import EmbeddingCache, default_cache_dir, embed_texts, load_embedder
+from llm_router.training.quality import targets
 from llm_router.training.quality_metrics import length_scores, router_metrics
 from llm_router.training.routellm import DEFAULT_DATA_DIR, STRONG_MODEL, Outcome, load_outcomes
 from scipy.stats import rankdata
@@ -67,11 +68,6 @@ def apgr(rows: list[Outcome], scores: np.ndarray) -> float:
     weak = np.array([row.weak for row in rows], dtype=np.float64)
     strong = np.array([row.strong for row in rows], dtype=np.float64)
     return router_metrics("study", np.asarray(scores, dtype=np.float64), weak, strong).apgr
-
-
-def targets(rows: list[Outcome]) -> np.ndarray:
-    """weak better, tie, strong better (as ``training/quality.py``)."""
-    return np.array([int(row.strong) - int(row.weak) + 1 for row in rows])
 
 
 def strong_win_rate(x_train: np.ndarray, y_train: np.ndarray, x_score: np.ndarray, c: float) -> np.ndarray:
